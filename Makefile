@@ -1,0 +1,45 @@
+# Set-up from nothing on Debian: the tools via apt (when missing), Python packages in .venv.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread
+DEMO := .demo
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: env tools demo test lint clean-demo
+
+env: tools $(STAMP)
+
+# apt only for the commands that are missing; sudo when not root.
+tools:
+	@missing=""; for pair in $(APT_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Reinstalled only when the pins or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+lint: env
+	ruff check .
+	ruff format --check .
+	snakefmt --check .
+	snakemake --lint --configfile tests/workflow/lint_config.yaml
+
+test: env
+	$(PY) -m pytest
+
+demo: env
+	scatlas demo --outdir $(DEMO)/data
+	snakemake --directory $(DEMO) --configfile $(DEMO)/data/config.yaml --cores 2 -s $(CURDIR)/Snakefile
+	@echo "demo outputs: $(DEMO)/quant/*.h5ad, $(DEMO)/results/excluded_runs.tsv"
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,19 @@
+# scatlas: a uniformly processed single-cell RNA-seq atlas, stage by stage (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/reference.smk"
+include: "rules/align.smk"
+include: "rules/quantify.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

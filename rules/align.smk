@@ -1,0 +1,24 @@
+rule hisat2_align:
+    input:
+        fastqs=run_fastqs,
+        index=hisat2_index(),
+    output:
+        bam=temp("align/{study}/{run}.bam"),
+        summary="align/{study}/{run}.summary.txt",
+        stats="align/{study}/{run}.json",
+    log:
+        "logs/hisat2_align/{study}/{run}.log",
+    benchmark:
+        "results/benchmarks/hisat2_align/{study}/{run}.tsv"
+    conda:
+        "../envs/hisat2.yaml"
+    threads: config["align"]["threads"]
+    resources:
+        mem_mb=12000,
+        runtime=120,
+    params:
+        prefix=lambda wildcards, input: input.index[0].removesuffix(".1.ht2"),
+        phred=config["align"]["phred"],
+        extra=config["align"]["extra"],
+    script:
+        "../scripts/hisat2_align.py"

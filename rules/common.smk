@@ -1,0 +1,92 @@
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # the scatlas package beside the Snakefile
+
+from scatlas.config import validation_message
+from scatlas.io import InputError
+from scatlas.reference.index import hisat2_index_files
+from scatlas.reference.sources import download_name, is_url
+from scatlas.sheets import load_runs, runs_schema
+
+try:
+    validate(config, schema="schemas/config.schema.yaml")
+except WorkflowError as err:
+    raise WorkflowError(validation_message(err, "config")) from None
+
+
+def read_runs_sheet(path):
+    if not Path(path).exists():
+        logger.warning(f"runs sheet {path} does not exist yet: only the reference is built")
+        return None
+    try:
+        return load_runs(path)
+    except InputError as err:
+        raise WorkflowError(str(err)) from None
+
+
+RUNS = read_runs_sheet(config["runs"])
+STUDIES = sorted(set(RUNS["study"])) if RUNS is not None else []
+
+
+wildcard_constraints:
+    study=runs_schema()["properties"]["study"]["pattern"].strip("^$"),
+    run=runs_schema()["properties"]["run"]["pattern"].strip("^$"),
+
+
+def reference_source(key):
+    """A reference file's local path: as configured, or where its URL is downloaded to."""
+    source = config["reference"][key]
+    return f"reference/download/{download_name(source)}" if is_url(source) else source
+
+
+def reference_url(wildcards):
+    for key in ("genome_fasta", "gtf"):
+        source = config["reference"][key]
+        if is_url(source) and download_name(source) == wildcards.filename:
+            return source
+    raise WorkflowError(f"no configured reference URL ends in {wildcards.filename}")
+
+
+def hisat2_index():
+    return hisat2_index_files("reference/hisat2/genome")
+
+
+def hisat2_build_mem_mb(wildcards, input):
+    """HISAT2 needs ~55 bytes per genome base with splice sites, ~3 without (its manual's figures)."""
+    per_base = 55 if config["reference"]["splice_aware_index"] else 3
+    bases_per_byte = 3 if input.fasta.endswith(".gz") else 1
+    return max(2000, int(input.size_mb * bases_per_byte * per_base))
+
+
+def run_fastqs(wildcards):
+    row = RUNS.loc[wildcards.run]
+    return [row["fastq_1"], row["fastq_2"]] if row["layout"] == "PAIRED" else [row["fastq_1"]]
+
+
+def is_paired(wildcards):
+    return RUNS.loc[wildcards.run, "layout"] == "PAIRED"
+
+
+def study_runs(wildcards):
+    return RUNS.index[RUNS["study"] == wildcards.study].tolist()
+
+
+def study_files(pattern):
+    """Input function: ``pattern`` (with {study} and {run}) for every run of the study."""
+
+    def files(wildcards):
+        return expand(pattern, study=wildcards.study, run=study_runs(wildcards))
+
+    return files
+
+
+def final_outputs():
+    outputs = hisat2_index() + ["reference/genes.tsv"]
+    if RUNS is not None:
+        outputs += expand("quant/{study}.h5ad", study=STUDIES)
+        outputs.append("results/excluded_runs.tsv")
+    return outputs

@@ -1,0 +1,218 @@
+"""Simulate a small single-cell RNA-seq data set whose true counts per gene are known.
+
+Three studies of a few tens of cells drawn from three expression programs (cell types),
+sequenced single-end or paired-end, one of them with old Phred+64 qualities, plus one
+run of non-genomic reads that must fail alignment QC. Everything follows from the seed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from Bio import SeqIO
+from Bio.Seq import Seq
+from Bio.SeqRecord import SeqRecord
+
+from scatlas.io import atomic_output
+
+CELL_TYPES = ("hepatocyte", "B cell", "astrocyte")
+BASES = np.array(list("ACGT"))
+READ_LENGTH = 75
+FRAGMENT_MEAN, FRAGMENT_SD = 220, 30
+MEAN_READS_PER_CELL = 3000
+STUDIES = (  # study, layout, phred offset, cells
+    ("GSE990001", "SINGLE", 33, 12),
+    ("GSE990002", "PAIRED", 33, 12),
+    ("GSE990003", "SINGLE", 64, 12),
+)
+
+
+@dataclass
+class Gene:
+    gene_id: str
+    gene_name: str
+    biotype: str
+    seqname: str
+    strand: str
+    exons: list[tuple[int, int]]  # 1-based closed genomic intervals, ascending
+
+    def mrna(self, genome: dict[str, str]) -> str:
+        return "".join(genome[self.seqname][start - 1 : end] for start, end in self.exons)
+
+
+def _genome_and_genes(rng: np.random.Generator) -> tuple[dict[str, str], list[Gene]]:
+    layout = {"chr1": 60_000, "chr2": 60_000, "chr3": 60_000, "chrM": 8_000}
+    genome, genes = {}, []
+    for seqname, size in layout.items():
+        genome[seqname] = "".join(rng.choice(BASES, size=size, p=[0.28, 0.22, 0.22, 0.28]))
+        position = int(rng.integers(500, 1500))
+        while True:
+            n_exons = int(rng.integers(1, 5))
+            lengths = rng.integers(450, 900, size=1) if n_exons == 1 else rng.integers(160, 450, size=n_exons)
+            introns = rng.integers(150, 1200, size=n_exons - 1)
+            span = int(lengths.sum() + introns.sum())
+            if position + span + 500 > size:
+                break
+            exons, start = [], position
+            for i, length in enumerate(lengths):
+                exons.append((start, start + int(length) - 1))
+                start += int(length) + (int(introns[i]) if i < n_exons - 1 else 0)
+            number = len(genes) + 1
+            mitochondrial = seqname == "chrM"
+            genes.append(
+                Gene(
+                    gene_id=f"DMG{number:08d}",
+                    gene_name=f"mt-Demo{number}" if mitochondrial else f"Demo{number}",
+                    biotype="lincRNA" if number % 9 == 0 else "protein_coding",
+                    seqname=seqname,
+                    strand="+" if rng.random() < 0.5 else "-",
+                    exons=exons,
+                )
+            )
+            position += span + int(rng.integers(600, 2000))
+    return genome, genes
+
+
+def _gtf_lines(genes: list[Gene]) -> list[str]:
+    lines = []
+    for gene in genes:
+        attributes = f'gene_id "{gene.gene_id}"; gene_name "{gene.gene_name}"; gene_biotype "{gene.biotype}";'
+        transcript = f'{attributes} transcript_id "{gene.gene_id.replace("DMG", "DMT")}";'
+        span = (gene.exons[0][0], gene.exons[-1][1])
+        lines.append(f"{gene.seqname}\tdemo\tgene\t{span[0]}\t{span[1]}\t.\t{gene.strand}\t.\t{attributes}")
+        lines.append(f"{gene.seqname}\tdemo\ttranscript\t{span[0]}\t{span[1]}\t.\t{gene.strand}\t.\t{transcript}")
+        for number, (start, end) in enumerate(gene.exons, start=1):
+            exon = f'{transcript} exon_number "{number}";'
+            lines.append(f"{gene.seqname}\tdemo\texon\t{start}\t{end}\t.\t{gene.strand}\t.\t{exon}")
+    return lines
+
+
+def _expression_programs(rng: np.random.Generator, n_genes: int) -> np.ndarray:
+    """Relative expression (rows sum to 1) of each cell type: shared baseline, 8 marker genes each."""
+    baseline = rng.normal(0.0, 1.0, size=n_genes)
+    programs = np.tile(baseline, (len(CELL_TYPES), 1))
+    markers = rng.permutation(n_genes)[: 8 * len(CELL_TYPES)].reshape(len(CELL_TYPES), 8)
+    for program, genes in enumerate(markers):
+        programs[program, genes] += 2.5
+    weights = np.exp(programs)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _reverse_complement(sequence: str) -> str:
+    return str(Seq(sequence).reverse_complement())
+
+
+def _mutate(sequence: str, rng: np.random.Generator, rate: float = 0.002) -> str:
+    hits = np.flatnonzero(rng.random(len(sequence)) < rate)
+    if not len(hits):
+        return sequence
+    letters = list(sequence)
+    for i in hits:
+        letters[i] = "ACGT"[("ACGT".index(letters[i]) + int(rng.integers(1, 4))) % 4]
+    return "".join(letters)
+
+
+def _fragments(rng: np.random.Generator, mrna: str, n: int) -> list[str]:
+    """``n`` fragments of a transcript in random orientation (the library is unstranded)."""
+    out = []
+    for _ in range(n):
+        length = int(np.clip(rng.normal(FRAGMENT_MEAN, FRAGMENT_SD), READ_LENGTH, len(mrna)))
+        start = int(rng.integers(0, len(mrna) - length + 1))
+        fragment = mrna[start : start + length]
+        out.append(_reverse_complement(fragment) if rng.random() < 0.5 else fragment)
+    return out
+
+
+def _record(name: str, sequence: str, rng: np.random.Generator) -> SeqRecord:
+    record = SeqRecord(Seq(sequence), id=name, description="")
+    record.letter_annotations["phred_quality"] = rng.integers(28, 41, size=len(sequence)).tolist()
+    return record
+
+
+def _write_fastq(path: Path, records: list[SeqRecord], phred_offset: int) -> None:
+    fastq_format = "fastq-sanger" if phred_offset == 33 else "fastq-illumina"
+    # no file name and mtime=0 in the gzip header: the same seed gives the same bytes
+    with (
+        atomic_output(path) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+        io.TextIOWrapper(gz, "ascii") as text,
+    ):
+        SeqIO.write(records, text, fastq_format)
+
+
+def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
+    """Write the demo into ``outdir`` and return the path of its workflow ``config.yaml``.
+
+    Files: ``genome.fa``, ``genes.gtf``, ``fastq/*.fastq.gz``, ``runs.tsv`` (the runs sheet),
+    ``cells.tsv`` (each run's study and true cell type) and ``truth_counts.tsv`` (runs × genes,
+    the number of reads or fragments simulated from each gene).
+    """
+    outdir = Path(outdir).resolve()
+    rng = np.random.default_rng(seed)
+    genome, genes = _genome_and_genes(rng)
+    with atomic_output(outdir / "genome.fa") as tmp:
+        SeqIO.write([SeqRecord(Seq(seq), id=name, description="") for name, seq in genome.items()], tmp, "fasta")
+    with atomic_output(outdir / "genes.gtf") as tmp:
+        tmp.write_text("\n".join(_gtf_lines(genes)) + "\n")
+    programs = _expression_programs(rng, len(genes))
+    mrnas = [gene.mrna(genome) for gene in genes]
+    runs, cells, truth = [], [], {}
+    number = 0
+    for study, layout, phred, n_cells in STUDIES:
+        types = rng.permutation(np.resize(np.arange(len(CELL_TYPES)), n_cells))
+        for cell_type in types:
+            number += 1
+            run = f"SRR{99_000_000 + number}"
+            library_size = rng.lognormal(np.log(MEAN_READS_PER_CELL), 0.3)
+            means = programs[cell_type] * library_size
+            counts = rng.poisson(rng.gamma(shape=5.0, scale=means / 5.0))  # NB with dispersion 0.2
+            fragments = [f for gene, n in enumerate(counts) for f in _fragments(rng, mrnas[gene], int(n))]
+            order = rng.permutation(len(fragments))
+            fragments = [_mutate(fragments[i], rng) for i in order]
+            runs.append(_write_run(outdir, study, run, layout, phred, fragments, rng))
+            cells.append({"run": run, "study": study, "cell_type": CELL_TYPES[cell_type]})
+            truth[run] = counts
+        if phred == 64:  # a failed library: reads from no known genome
+            number += 1
+            run = f"SRR{99_000_000 + number}"
+            junk = ["".join(rng.choice(BASES, size=FRAGMENT_MEAN)) for _ in range(2000)]
+            runs.append(_write_run(outdir, study, run, layout, phred, junk, rng))
+            cells.append({"run": run, "study": study, "cell_type": "unknown"})
+    _write_table(pd.DataFrame(runs), outdir / "runs.tsv")
+    _write_table(pd.DataFrame(cells), outdir / "cells.tsv")
+    truth_table = pd.DataFrame(truth, index=[g.gene_id for g in genes]).T.rename_axis("run")
+    _write_table(truth_table, outdir / "truth_counts.tsv", index=True)
+    config = {
+        "runs": str(outdir / "runs.tsv"),
+        "reference": {"genome_fasta": str(outdir / "genome.fa"), "gtf": str(outdir / "genes.gtf")},
+        "align": {"threads": 1},
+    }
+    with atomic_output(outdir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    return outdir / "config.yaml"
+
+
+def _write_run(outdir, study, run, layout, phred, fragments, rng) -> dict:
+    mates = [[f[:READ_LENGTH] for f in fragments]]
+    if layout == "PAIRED":
+        mates.append([_reverse_complement(f)[:READ_LENGTH] for f in fragments])
+    paths = []
+    for mate, reads in enumerate(mates, start=1):
+        path = outdir / "fastq" / f"{run}_{mate}.fastq.gz"
+        _write_fastq(path, [_record(f"{run}.{i + 1}", read, rng) for i, read in enumerate(reads)], phred)
+        paths.append(str(path))
+    return {"study": study, "run": run, "layout": layout, "fastq_1": paths[0],
+            "fastq_2": paths[1] if len(paths) > 1 else ""}  # fmt: skip
+
+
+def _write_table(table: pd.DataFrame, path: Path, index: bool = False) -> None:
+    with atomic_output(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=index)

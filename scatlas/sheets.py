@@ -1,0 +1,70 @@
+"""The runs sheet: reading, schema validation and the checks a schema cannot express."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import yaml
+
+from scatlas.io import InputError
+
+RUNS_SCHEMA = files("scatlas") / "schemas" / "runs.schema.yaml"
+
+
+@cache
+def runs_schema() -> dict:
+    return yaml.safe_load(RUNS_SCHEMA.read_text())
+
+
+def describe(error: jsonschema.ValidationError) -> str:
+    """One line naming where a JSON-schema violation is and what it is."""
+    where = ".".join(map(str, error.absolute_path))
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    return f"{where}: {error.message}" if where else error.message
+
+
+def load_runs(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate a runs sheet (TSV); return it indexed by ``run``.
+
+    FASTQ paths are made absolute, relative ones being taken relative to the sheet.
+    Raises :class:`InputError` with the row and column at fault.
+    """
+    path = Path(path)
+    try:
+        runs = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(path, "runs sheet not found") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "runs sheet is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise InputError(path, f"not a tab-separated sheet ({str(err).splitlines()[0]})") from None
+    schema = runs_schema()
+    missing = [column for column in schema["required"] if column not in runs.columns]
+    if missing:
+        raise InputError(path, f"missing required column(s): {', '.join(missing)}")
+    if runs.empty:
+        raise InputError(path, "runs sheet has a header but no runs")
+    runs["layout"] = runs["layout"].str.upper()
+    validator = jsonschema.Draft202012Validator(schema)
+    for line, record in enumerate(runs.to_dict("records"), start=2):
+        record = {key: value for key, value in record.items() if value != ""}
+        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+        if error is not None:
+            raise InputError(path, f"line {line} (run {record.get('run', '?')}): {describe(error)}")
+    duplicated = runs["run"][runs["run"].duplicated()].unique()
+    if len(duplicated):
+        raise InputError(path, f"duplicated run accession(s): {', '.join(duplicated[:5])}")
+    single_with_mate = runs[(runs["layout"] == "SINGLE") & (runs.get("fastq_2", "") != "")]
+    if not single_with_mate.empty:
+        raise InputError(path, f"run {single_with_mate['run'].iloc[0]} is SINGLE but has a fastq_2")
+    if "fastq_2" not in runs:
+        runs["fastq_2"] = ""
+    for column in ("fastq_1", "fastq_2"):
+        runs[column] = [str((path.parent / f).resolve()) if f else "" for f in runs[column]]
+    return runs.set_index("run", drop=False).rename_axis(None)
