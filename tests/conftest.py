@@ -1,0 +1,43 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SCATLAS_SHARED", REPO.parent / "shared")).resolve()
+QUASR = SHARED / "data" / "reference" / "hisat2_quasr_hg19sub"
+BIN = Path(sys.executable).parent
+
+
+def tool_env() -> dict:
+    """The environment of a user who activated .venv: its console scripts first on PATH."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=tool_env())
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def quasr() -> Path:
+    if not QUASR.is_dir():
+        pytest.fail(f"shared reference data not found at {QUASR} (set SCATLAS_SHARED)")
+    return QUASR
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The demo generated and run through the whole workflow once per session."""
+    from scatlas.demo import simulate
+
+    workdir = tmp_path_factory.mktemp("demo")
+    config = simulate(workdir / "data", seed=0)
+    snakemake(workdir, config)
+    return workdir
