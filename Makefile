@@ -7,7 +7,7 @@ APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread
 DEMO := .demo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: env tools demo test lint clean-demo
+.PHONY: env tools demo test clean-demo
 
 env: tools $(STAMP)
 
@@ -26,12 +26,6 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
-
-lint: env
-	ruff check .
-	ruff format --check .
-	snakefmt --check .
-	snakemake --lint --configfile tests/workflow/lint_config.yaml
 
 test: env
 	$(PY) -m pytest
