@@ -74,3 +74,21 @@ def test_quantify_command_matches_the_workflow(quasr_run, tmp_path):
     assert list(table.columns) == ["count", "length", "rpkm"]
     adata = ad.read_h5ad(quasr_run / f"quant/{STUDY}.h5ad")
     np.testing.assert_array_equal(table.loc[adata.var_names, "count"], adata[run].layers["counts"].toarray().ravel())
+
+
+def test_empty_fastq_stops_its_run_with_a_clear_error(quasr, tmp_path):
+    import gzip
+
+    empty = tmp_path / "empty.fq.gz"
+    with gzip.open(empty, "wb"):
+        pass
+    (tmp_path / "runs.tsv").write_text(f"study\trun\tlayout\tfastq_1\nBAD\tSRR0000009\tSINGLE\t{empty}\n")
+    reference = {"genome_fasta": str(quasr / "hg19sub.fa"), "gtf": str(quasr / "hg19sub_annotation.gtf")}
+    config = {"runs": str(tmp_path / "runs.tsv"), "reference": reference}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, tmp_path / "config.yaml", check=False)
+    assert done.returncode != 0
+    log = (tmp_path / "logs/hisat2_align/BAD/SRR0000009.log").read_text()
+    assert f"{empty}: empty FASTQ (no reads)" in log
+    assert not list((tmp_path / "align").rglob("SRR0000009*"))  # nothing half-written is left
+    assert (tmp_path / "reference/hisat2/genome.1.ht2").exists()  # what was finished before stays
