@@ -29,13 +29,10 @@ def _align(args: argparse.Namespace) -> None:
 
 
 def _reference(args: argparse.Namespace) -> None:
-    from scatlas.reference import build_hisat2_index, gene_table, read_exons, write_gene_gtf
+    from scatlas.reference import build_hisat2_index, write_gene_set
 
     outdir = Path(args.outdir)
-    exons = read_exons(args.gtf)
-    genes = gene_table(exons, args.biotypes)
-    write_gene_gtf(exons, genes.index, outdir / "genes.gtf")
-    genes.to_csv(outdir / "genes.tsv", sep="\t")
+    write_gene_set(args.gtf, args.biotypes, outdir / "genes.gtf", outdir / "genes.tsv")
     build_hisat2_index(args.fasta, args.gtf, outdir / "hisat2" / "genome", args.threads, not args.no_splice_sites)
 
 

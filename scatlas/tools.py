@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -21,20 +23,22 @@ def require(tool: str) -> str:
     return path
 
 
-def run(cmd: Sequence[str]) -> str:
-    """Run ``cmd`` (an argument list, never a shell string) and return its stderr."""
-    require(cmd[0])
+def run(cmd: Sequence, stdout: str | os.PathLike | None = None) -> str:
+    """Run ``cmd`` (an argument list, never a shell string); return its stdout, or write it to ``stdout``."""
+    require(str(cmd[0]))
     log.info("running: %s", " ".join(map(str, cmd)))
-    done = subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
+    with open(stdout, "w") if stdout else contextlib.nullcontext(subprocess.PIPE) as out:
+        done = subprocess.run(list(map(str, cmd)), stdout=out, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise ToolError(f"{cmd[0]} failed (exit {done.returncode}): {last_line(done.stderr)}")
-    return done.stderr
+    return done.stdout or ""
 
 
 def version(tool: str, flag: str = "--version") -> str:
     """First non-empty line of ``tool --version``, recorded with every output for provenance."""
     done = subprocess.run([require(tool), flag], capture_output=True, text=True)
-    return last_line((done.stdout + done.stderr).strip().split("\n\n")[0].split("\n")[0]) or tool
+    lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    return lines[0] if lines else tool
 
 
 def last_line(text: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -47,12 +46,8 @@ def mapped_fragments(bam: str | os.PathLike, paired: bool) -> int:
 
     Counted from primary alignments, so a multi-mapping read counts once.
     """
-    out = subprocess.run(
-        [tools.require("samtools"), "flagstat", "-O", "json", str(bam)], capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise tools.ToolError(f"samtools flagstat failed: {tools.last_line(out.stderr)}")
-    stats = json.loads(out.stdout)["QC-passed reads"]
+    out = tools.run(["samtools", "flagstat", "-O", "json", bam])
+    stats = json.loads(out)["QC-passed reads"]
     if not paired:
         return int(stats["primary mapped"])
     # primary mapped = 2 x (pairs with both mates mapped) + singletons

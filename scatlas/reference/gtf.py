@@ -110,3 +110,18 @@ def write_gene_gtf(exons: pd.DataFrame, gene_ids: Sequence[str], path: str | os.
     lines = kept[GTF_COLUMNS].astype(str).agg("\t".join, axis=1)
     with atomic_output(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in lines))
+
+
+def write_gene_set(
+    gtf: str | os.PathLike,
+    biotypes: Sequence[str],
+    gtf_output: str | os.PathLike,
+    table_output: str | os.PathLike,
+) -> pd.DataFrame:
+    """The quantified gene set: its exons as a GTF for featureCounts and its gene table (TSV)."""
+    exons = read_exons(gtf)
+    genes = gene_table(exons, biotypes)
+    write_gene_gtf(exons, genes.index, gtf_output)
+    with atomic_output(table_output) as tmp:
+        genes.to_csv(tmp, sep="\t")
+    return genes

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -40,8 +39,8 @@ def build_hisat2_index(
         cmd = ["hisat2-build", "-p", threads]
         if splice_aware:
             splice_sites, exons = scratch / "splice_sites.txt", scratch / "exons.txt"
-            _write_stdout(["hisat2_extract_splice_sites.py", gtf], splice_sites)
-            _write_stdout(["hisat2_extract_exons.py", gtf], exons)
+            tools.run(["hisat2_extract_splice_sites.py", gtf], stdout=splice_sites)
+            tools.run(["hisat2_extract_exons.py", gtf], stdout=exons)
             cmd += ["--ss", splice_sites, "--exon", exons]
         tools.run([*cmd, genome, scratch / "index"])
         for suffix in INDEX_SUFFIXES:
@@ -67,11 +66,3 @@ def _plain_fasta(fasta: Path, scratch: Path) -> Path:
         raise InputError(fasta, "genome FASTA not found") from None
     except (EOFError, gzip.BadGzipFile, OSError) as err:
         raise InputError(fasta, f"truncated or corrupt gzip ({err})") from None
-
-
-def _write_stdout(cmd: list, path: Path) -> None:
-    tools.require(str(cmd[0]))
-    with open(path, "w") as out:
-        done = subprocess.run(list(map(str, cmd)), stdout=out, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        raise tools.ToolError(f"{cmd[0]} failed (exit {done.returncode}): {tools.last_line(done.stderr)}")
