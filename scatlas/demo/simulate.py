@@ -23,6 +23,7 @@ from Bio.SeqRecord import SeqRecord
 from scatlas.io import atomic_output
 
 CELL_TYPES = ("hepatocyte", "B cell", "astrocyte")
+TISSUES = {"hepatocyte": "liver", "B cell": "spleen", "astrocyte": "brain cortex"}
 BASES = np.array(list("ACGT"))
 READ_LENGTH = 75
 FRAGMENT_MEAN, FRAGMENT_SD = 220, 30
@@ -152,8 +153,9 @@ def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
     """Write the demo into ``outdir`` and return the path of its workflow ``config.yaml``.
 
     Files: ``genome.fa``, ``genes.gtf``, ``fastq/*.fastq.gz``, ``runs.tsv`` (the runs sheet),
-    ``cells.tsv`` (each run's study and true cell type) and ``truth_counts.tsv`` (runs × genes,
-    the number of reads or fragments simulated from each gene).
+    ``samples.tsv`` (each sample's free-text metadata, phrased differently in each study, as
+    submitters do), ``cells.tsv`` (each run's study and true cell type) and ``truth_counts.tsv``
+    (runs × genes, the number of reads or fragments simulated from each gene).
     """
     outdir = Path(outdir).resolve()
     rng = np.random.default_rng(seed)
@@ -164,7 +166,7 @@ def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
         tmp.write_text("\n".join(_gtf_lines(genes)) + "\n")
     programs = _expression_programs(rng, len(genes))
     mrnas = [gene.mrna(genome) for gene in genes]
-    runs, cells, truth = [], [], {}
+    runs, cells, samples, truth = [], [], [], {}
     number = 0
     for study, layout, phred, n_cells in STUDIES:
         types = rng.permutation(np.resize(np.arange(len(CELL_TYPES)), n_cells))
@@ -177,21 +179,27 @@ def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
             fragments = [f for gene, n in enumerate(counts) for f in _fragments(rng, mrnas[gene], int(n))]
             order = rng.permutation(len(fragments))
             fragments = [_mutate(fragments[i], rng) for i in order]
-            runs.append(_write_run(outdir, study, run, layout, phred, fragments, rng))
+            sample = f"GSM{99_000_000 + number}"
+            runs.append(_write_run(outdir, study, sample, run, layout, phred, fragments, rng))
             cells.append({"run": run, "study": study, "cell_type": CELL_TYPES[cell_type]})
+            samples.append(_sample_metadata(study, sample, CELL_TYPES[cell_type], number))
             truth[run] = counts
         if phred == 64:  # a failed library: reads from no known genome
             number += 1
             run = f"SRR{99_000_000 + number}"
             junk = ["".join(rng.choice(BASES, size=FRAGMENT_MEAN)) for _ in range(2000)]
-            runs.append(_write_run(outdir, study, run, layout, phred, junk, rng))
+            sample = f"GSM{99_000_000 + number}"
+            runs.append(_write_run(outdir, study, sample, run, layout, phred, junk, rng))
             cells.append({"run": run, "study": study, "cell_type": "unknown"})
+            samples.append(_sample_metadata(study, sample, None, number))
     _write_table(pd.DataFrame(runs), outdir / "runs.tsv")
     _write_table(pd.DataFrame(cells), outdir / "cells.tsv")
+    _write_table(pd.DataFrame(samples), outdir / "samples.tsv")
     truth_table = pd.DataFrame(truth, index=[g.gene_id for g in genes]).T.rename_axis("run")
     _write_table(truth_table, outdir / "truth_counts.tsv", index=True)
     config = {
         "runs": str(outdir / "runs.tsv"),
+        "samples": str(outdir / "samples.tsv"),
         "reference": {"genome_fasta": str(outdir / "genome.fa"), "gtf": str(outdir / "genes.gtf")},
         "align": {"threads": 1},
     }
@@ -200,7 +208,24 @@ def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
     return outdir / "config.yaml"
 
 
-def _write_run(outdir, study, run, layout, phred, fragments, rng) -> dict:
+def _sample_metadata(study: str, sample: str, cell_type: str | None, number: int) -> dict:
+    """Metadata text of one single-cell sample; each study names the cell type in another field."""
+    record = {"study": study, "sample": sample, "organism": "Mus musculus", "title": f"single cell {number}",
+              "source_name": "", "characteristics": "strain: C57BL/6J", "description": "",
+              "library_strategy": "RNA-Seq", "library_source": "TRANSCRIPTOMIC SINGLE CELL"}  # fmt: skip
+    if cell_type is None:
+        record["description"] = "library failed: no cells captured"
+    elif study == "GSE990001":
+        record["characteristics"] = f"cell type: {cell_type} | tissue: {TISSUES[cell_type]} | strain: C57BL/6J"
+    elif study == "GSE990002":
+        record["title"] = f"{cell_type.replace(' ', '-')}s, single cell #{number}"
+        record["source_name"] = TISSUES[cell_type]
+    else:
+        record["source_name"] = f"{cell_type}s sorted from adult mouse {TISSUES[cell_type]}"
+    return record
+
+
+def _write_run(outdir, study, sample, run, layout, phred, fragments, rng) -> dict:
     mates = [[f[:READ_LENGTH] for f in fragments]]
     if layout == "PAIRED":
         mates.append([_reverse_complement(f)[:READ_LENGTH] for f in fragments])
@@ -209,7 +234,7 @@ def _write_run(outdir, study, run, layout, phred, fragments, rng) -> dict:
         path = outdir / "fastq" / f"{run}_{mate}.fastq.gz"
         _write_fastq(path, [_record(f"{run}.{i + 1}", read, rng) for i, read in enumerate(reads)], phred)
         paths.append(str(path))
-    return {"study": study, "run": run, "layout": layout, "fastq_1": paths[0],
+    return {"study": study, "sample": sample, "run": run, "layout": layout, "fastq_1": paths[0],
             "fastq_2": paths[1] if len(paths) > 1 else ""}  # fmt: skip
 
 
