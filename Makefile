@@ -31,9 +31,8 @@ test: env
 	$(PY) -m pytest
 
 demo: env
-	scatlas demo --outdir $(DEMO)/data
-	snakemake --directory $(DEMO) --configfile $(DEMO)/data/config.yaml --cores 2 -s $(CURDIR)/Snakefile
-	@echo "demo outputs: $(DEMO)/quant/*.h5ad, $(DEMO)/results/excluded_runs.tsv"
+	scatlas demo --outdir $(DEMO) --run --cores 2
+	@echo "demo outputs: $(DEMO)/manifests/*.tsv, $(DEMO)/quant/*.h5ad, $(DEMO)/results/excluded_runs.tsv"
 
 clean-demo:
 	rm -rf $(DEMO)

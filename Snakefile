@@ -8,6 +8,8 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/query.smk"
+include: "rules/fetch.smk"
 include: "rules/reference.smk"
 include: "rules/align.smk"
 include: "rules/quantify.smk"

@@ -10,7 +10,7 @@ from scatlas.config import validation_message
 from scatlas.io import InputError
 from scatlas.reference.index import hisat2_index_files
 from scatlas.reference.sources import download_name, is_url
-from scatlas.sheets import load_runs, runs_schema
+from scatlas.sheets import fetched, load_runs, runs_schema
 
 try:
     validate(config, schema="schemas/config.schema.yaml")
@@ -20,7 +20,10 @@ except WorkflowError as err:
 
 def read_runs_sheet(path):
     if not Path(path).exists():
-        logger.warning(f"runs sheet {path} does not exist yet: only the reference is built")
+        logger.warning(
+            f"runs sheet {path} does not exist yet: only the reference is built "
+            "(run `snakemake query` to query GEO/ArrayExpress first)"
+        )
         return None
     try:
         return load_runs(path)
@@ -35,6 +38,7 @@ STUDIES = sorted(set(RUNS["study"])) if RUNS is not None else []
 wildcard_constraints:
     study=runs_schema()["properties"]["study"]["pattern"].strip("^$"),
     run=runs_schema()["properties"]["run"]["pattern"].strip("^$"),
+    mate="[12]",
 
 
 def reference_source(key):
@@ -62,9 +66,18 @@ def hisat2_build_mem_mb(wildcards, input):
     return max(2000, int(input.size_mb * bases_per_byte * per_base))
 
 
+def manifests_dir():
+    """The query stage writes runs.tsv, samples.tsv, ... beside the configured runs sheet."""
+    return str(Path(config["runs"]).parent)
+
+
 def run_fastqs(wildcards):
+    """A run's local FASTQ files from the sheet, or the reads/ files the fetch rule downloads."""
     row = RUNS.loc[wildcards.run]
-    return [row["fastq_1"], row["fastq_2"]] if row["layout"] == "PAIRED" else [row["fastq_1"]]
+    mates = [1, 2] if row["layout"] == "PAIRED" else [1]
+    if fetched(row):
+        return [f"reads/{wildcards.run}_{mate}.fastq.gz" for mate in mates]
+    return [row[f"fastq_{mate}"] for mate in mates]
 
 
 def is_paired(wildcards):

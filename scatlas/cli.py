@@ -10,6 +10,8 @@ from pathlib import Path
 
 from scatlas import __version__
 from scatlas.io import InputError
+from scatlas.repositories.accessions import AccessionError
+from scatlas.repositories.http import RemoteError
 from scatlas.tools import ToolError
 
 
@@ -36,10 +38,39 @@ def _reference(args: argparse.Namespace) -> None:
     build_hisat2_index(args.fasta, args.gtf, outdir / "hisat2" / "genome", args.threads, not args.no_splice_sites)
 
 
-def _demo(args: argparse.Namespace) -> None:
-    from scatlas.demo import simulate
+def _geo_samples(args: argparse.Namespace) -> None:
+    import csv
 
-    simulate(args.outdir, seed=args.seed)
+    from scatlas.repositories.geo import SAMPLE_FIELDS, parse_samples
+
+    samples = parse_samples(args.file)
+    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+    writer.writerow(SAMPLE_FIELDS)
+    for sample in samples:
+        writer.writerow(" ".join(str(sample[field]).split()) for field in SAMPLE_FIELDS)
+
+
+def _query(args: argparse.Namespace) -> None:
+    import yaml
+
+    from scatlas.repositories.query import run_query
+
+    try:
+        config = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(args.config, f"unreadable config ({err})") from None
+    print(json.dumps(run_query(config or {}, args.manifests, since=args.since, until=args.until)))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    if args.run:
+        from scatlas.demo.workflow import run_demo
+
+        run_demo(args.outdir, cores=args.cores, seed=args.seed)
+    else:
+        from scatlas.demo import simulate
+
+        simulate(args.outdir, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--outdir", required=True)
     reference.set_defaults(func=_reference)
 
+    geo = commands.add_parser("geo", help="GEO metadata").add_subparsers(dest="geo_command", required=True,
+                                                                       metavar="SUBCOMMAND")  # fmt: skip
+    samples = geo.add_parser("samples", help="one TSV row per sample of a SOFT, MINiML or SRA XML file")
+    samples.add_argument(
+        "file", help="GEO family/GSM SOFT (.soft, .soft.gz), MINiML XML or SRA EXPERIMENT_PACKAGE_SET XML"
+    )
+    samples.set_defaults(func=_geo_samples)
+
+    query = commands.add_parser("query", help="query GEO and ArrayExpress and merge what is new into the manifests")
+    query.add_argument("--config", help="workflow config YAML (its query and repositories sections)")
+    query.add_argument("--manifests", default="manifests", help="manifests folder (default: manifests)")
+    query.add_argument("--since", help="window start YYYY-MM-DD (default: end of the last successful query)")
+    query.add_argument("--until", help="window end YYYY-MM-DD (default: today)")
+    query.set_defaults(func=_query)
+
     demo = commands.add_parser("demo", help="write the synthetic offline demo (genome, GTF, reads, sheet, config)")
     demo.add_argument("--outdir", required=True)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--run",
+        action="store_true",
+        help="also run the workflow in OUTDIR (data in OUTDIR/data) against a local replay server",
+    )
+    demo.add_argument("--cores", type=int, default=2, help="cores for the workflow run (with --run)")
     demo.set_defaults(func=_demo)
     return parser
 
@@ -87,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         args.func(args)
-    except (InputError, ToolError) as err:
+    except (InputError, ToolError, RemoteError, AccessionError) as err:
         print(f"scatlas {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from scatlas.io import InputError
+from scatlas.repositories.accessions import is_accession
 
 RUNS_SCHEMA = files("scatlas") / "schemas" / "runs.schema.yaml"
 
@@ -27,6 +28,11 @@ def describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     return f"{where}: {error.message}" if where else error.message
+
+
+def fetched(run: pd.Series) -> bool:
+    """Whether the workflow downloads this run (no local FASTQ in the sheet)."""
+    return not run["fastq_1"]
 
 
 def load_runs(path: str | os.PathLike) -> pd.DataFrame:
@@ -63,8 +69,15 @@ def load_runs(path: str | os.PathLike) -> pd.DataFrame:
     single_with_mate = runs[(runs["layout"] == "SINGLE") & (runs.get("fastq_2", "") != "")]
     if not single_with_mate.empty:
         raise InputError(path, f"run {single_with_mate['run'].iloc[0]} is SINGLE but has a fastq_2")
-    if "fastq_2" not in runs:
-        runs["fastq_2"] = ""
+    for column in ("fastq_1", "fastq_2", "fastq_url_1", "fastq_url_2", "fastq_md5_1", "fastq_md5_2"):
+        if column not in runs:
+            runs[column] = ""
+    unfetchable = runs[
+        (runs["fastq_1"] == "") & (runs["fastq_url_1"] == "") & ~runs["run"].map(lambda run: is_accession("run", run))
+    ]
+    if not unfetchable.empty:
+        raise InputError(path, f"run {unfetchable['run'].iloc[0]} has no fastq_1, no fastq_url_1 and is not an "
+                               "SRA/ENA run accession to fetch")  # fmt: skip
     for column in ("fastq_1", "fastq_2"):
         runs[column] = [str((path.parent / f).resolve()) if f else "" for f in runs[column]]
     return runs.set_index("run", drop=False).rename_axis(None)

@@ -34,10 +34,12 @@ def quasr() -> Path:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> Path:
-    """The demo generated and run through the whole workflow once per session."""
-    from scatlas.demo import simulate
+    """The demo generated and run through the whole workflow (query first) once per session."""
+    from scatlas.demo.workflow import run_demo
 
     workdir = tmp_path_factory.mktemp("demo")
-    config = simulate(workdir / "data", seed=0)
-    snakemake(workdir, config)
+    try:
+        run_demo(workdir, cores=2)
+    except subprocess.CalledProcessError as err:
+        raise AssertionError(f"the demo workflow failed: {err}") from None
     return workdir

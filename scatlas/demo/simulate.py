@@ -20,10 +20,25 @@ from Bio import SeqIO
 from Bio.Seq import Seq
 from Bio.SeqRecord import SeqRecord
 
+from scatlas.demo.responses import write_responses
 from scatlas.io import atomic_output
 
+REPLAY_TOKEN = "@REPLAY@"  # the replay server's host:port, filled in when the demo runs
 CELL_TYPES = ("hepatocyte", "B cell", "astrocyte")
 TISSUES = {"hepatocyte": "liver", "B cell": "spleen", "astrocyte": "brain cortex"}
+# listed in its series but not single-cell: the query stage must exclude it
+BULK_SAMPLE = {
+    "study": "GSE990001",
+    "sample": "GSM99000099",
+    "organism": "Mus musculus",
+    "source_name": "liver",
+    "title": "bulk liver RNA, population control",
+    "characteristics": "tissue: liver",
+    "description": "",
+    "library_strategy": "RNA-Seq",
+    "library_source": "TRANSCRIPTOMIC",
+    "has_reads": False,
+}
 BASES = np.array(list("ACGT"))
 READ_LENGTH = 75
 FRAGMENT_MEAN, FRAGMENT_SD = 220, 30
@@ -152,6 +167,10 @@ def _write_fastq(path: Path, records: list[SeqRecord], phred_offset: int) -> Non
 def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
     """Write the demo into ``outdir`` and return the path of its workflow ``config.yaml``.
 
+    The workflow finds the studies by querying ``outdir/replay`` (recorded-format GEO, ENA and
+    BioStudies responses describing them) through :mod:`scatlas.demo.replay`; its config names the
+    server as ``@REPLAY@``, which :func:`scatlas.demo.workflow.run_demo` fills in.
+
     Files: ``genome.fa``, ``genes.gtf``, ``fastq/*.fastq.gz``, ``runs.tsv`` (the runs sheet),
     ``samples.tsv`` (each sample's free-text metadata, phrased differently in each study, as
     submitters do), ``cells.tsv`` (each run's study and true cell type) and ``truth_counts.tsv``
@@ -195,11 +214,22 @@ def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
     _write_table(pd.DataFrame(runs), outdir / "runs.tsv")
     _write_table(pd.DataFrame(cells), outdir / "cells.tsv")
     _write_table(pd.DataFrame(samples), outdir / "samples.tsv")
+    write_responses(outdir, pd.DataFrame(samples), pd.DataFrame(runs), [BULK_SAMPLE])
     truth_table = pd.DataFrame(truth, index=[g.gene_id for g in genes]).T.rename_axis("run")
     _write_table(truth_table, outdir / "truth_counts.tsv", index=True)
-    config = {
-        "runs": str(outdir / "runs.tsv"),
-        "samples": str(outdir / "samples.tsv"),
+    config = {  # the workflow queries the replay server (scatlas.demo.workflow) for runs and samples
+        "runs": "manifests/runs.tsv",
+        "samples": "manifests/samples.tsv",
+        "query": {"since": "2020-01-01"},
+        "repositories": {
+            "services": {
+                name: {"base_url": f"http://{REPLAY_TOKEN}/{name}", "requests_per_second": 50}
+                for name in ("eutils", "geo", "ena", "biostudies")
+            },
+            "retries": 2,
+            "backoff": 0.1,
+        },
+        "fetch": {"scheme": "http"},
         "reference": {"genome_fasta": str(outdir / "genome.fa"), "gtf": str(outdir / "genes.gtf")},
         "align": {"threads": 1},
     }

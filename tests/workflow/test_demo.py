@@ -49,3 +49,23 @@ def test_demo_is_reproducible_from_its_seed(demo, tmp_path):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("fastq/*"))}
 
     assert digest(tmp_path) == digest(demo / "data")
+
+
+def test_demo_starts_at_the_query_stage(demo):
+    studies = pd.read_csv(demo / "manifests/studies.tsv", sep="\t")
+    assert studies["study"].tolist() == ["GSE990001", "GSE990002", "GSE990003"]  # E-GEOD-990001 recorded once
+    excluded = pd.read_csv(demo / "manifests/excluded.tsv", sep="\t")
+    assert excluded[["accession", "reason"]].values.tolist() == [
+        ["GSM99000099", "not single-cell (bulk sample: 'bulk')"]
+    ]
+    runs = pd.read_csv(demo / "manifests/runs.tsv", sep="\t", dtype=str, keep_default_na=False)
+    truth = pd.read_csv(demo / "data/runs.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert sorted(runs["run"]) == sorted(truth["run"]) and runs["fastq_md5_1"].str.fullmatch("[0-9a-f]{32}").all()
+    assert (runs.loc[runs["layout"] == "PAIRED", "fastq_url_2"] != "").all()
+    samples = pd.read_csv(demo / "manifests/samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    simulated = pd.read_csv(demo / "data/samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    merged = samples.merge(simulated, on="sample", suffixes=("", "_simulated"))
+    assert len(merged) == len(simulated)
+    for column in ("title", "source_name", "characteristics", "library_source"):
+        assert (merged[column] == merged[f"{column}_simulated"]).all(), column
+    assert not list((demo / "reads").glob("*.fastq.gz"))  # downloaded reads are temporary

@@ -15,12 +15,22 @@ def test_dry_run_of_the_default_config(tmp_path):
     assert "hisat2_build" in done.stdout and "reference_download" in done.stdout
 
 
-def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
+def test_dry_run_of_the_demo_lists_every_stage_once_queried(tmp_path):
     from scatlas.demo import simulate
+    from scatlas.demo.replay import ReplayServer
+    from scatlas.demo.simulate import REPLAY_TOKEN
 
-    done = snakemake(tmp_path, simulate(tmp_path / "data"), "-n")
-    for rule in ("hisat2_build", "hisat2_align", "featurecounts", "quant_study", "excluded_runs"):
+    template = simulate(tmp_path / "data")
+    before = snakemake(tmp_path, template, "-n")
+    assert "snakemake query" in before.stdout + before.stderr and "hisat2_align" not in before.stdout
+    with ReplayServer(tmp_path / "data" / "replay") as server:
+        config = tmp_path / "config.yaml"
+        config.write_text(template.read_text().replace(REPLAY_TOKEN, server.address))
+        snakemake(tmp_path, config, "query")
+        done = snakemake(tmp_path, config, "-n")
+    for rule in ("fetch_fastq", "hisat2_build", "hisat2_align", "featurecounts", "quant_study", "excluded_runs"):
         assert rule in done.stdout
+    assert "query" not in done.stdout.replace("manifests", "")  # the query runs only when asked for
 
 
 def test_lint_and_formatting_are_clean():
