@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread
+APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread fasterq-dump:sra-toolkit
 DEMO := .demo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 

@@ -1,3 +1,4 @@
+# Each mate downloads on its own (resumable, md5-checked); `--resources fetch_slots=N` caps parallel downloads.
 rule fetch_fastq:
     output:
         temp("reads/{run}_{mate}.fastq.gz"),

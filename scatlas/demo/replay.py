@@ -40,6 +40,7 @@ class ReplayServer:
         self.faults: dict[str, collections.deque[str]] = {}
         self.requests: list[str] = []
         self.ranges: list[tuple[str, str]] = []  # (path, Range header) of range requests
+        self.user_agents: set[str] = set()
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.httpd.daemon_threads = True
@@ -111,6 +112,7 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self):
             parts = urlsplit(self.path)
             server.requests.append(self.path)
+            server.user_agents.add(self.headers.get("User-Agent", ""))
             if self.headers.get("Range"):
                 server.ranges.append((parts.path, self.headers["Range"]))
             fault = server.next_fault(parts.path)

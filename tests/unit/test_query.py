@@ -5,6 +5,7 @@ Expected values were read from the fixture files themselves (grep/zcat), not fro
 
 import gzip
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +17,9 @@ from scatlas.demo.replay import ReplayServer
 from scatlas.io import InputError
 from scatlas.repositories import manifests
 from scatlas.repositories.accessions import AccessionError, check, geo_series_of_mirror
+from scatlas.repositories.fetch import fetch_mate
 from scatlas.repositories.geo import _esummary, family_soft_path, parse_samples
-from scatlas.repositories.http import MalformedResponse, Remote, RemoteError
+from scatlas.repositories.http import MalformedResponse, Remote, RemoteError, Service
 from scatlas.repositories.query import Criteria, Found, _resolve_samples, run_query
 from scatlas.repositories.sra import parse_filereport, parse_runinfo
 from scatlas.sheets import load_runs
@@ -323,3 +325,43 @@ def test_truncated_download_resumes_and_wrong_md5_is_refetched(site, tmp_path):
     with pytest.raises(RemoteError, match="md5 mismatch"):
         remote.download(url, tmp_path / "bad.fastq.gz", md5="0" * 32, progress=False)
     assert not (tmp_path / "bad.fastq.gz").exists()
+
+
+def test_session_is_polite_and_identifies_itself(site):
+    services = {"eutils": Service(f"{site.base_url}/eutils", 10.0)}
+    remote = Remote(services, email="curator@example.org", retries=0)
+    site.requests.clear()
+    started = time.monotonic()
+    for _ in range(6):
+        remote.get("eutils", "esearch.fcgi", {"db": "gds", "mindate": "2020/01/01", "maxdate": "2020/12/31"})
+    assert time.monotonic() - started >= 0.5  # 6 requests at 10/s: at least 5 intervals of 0.1 s
+    assert all("tool=scatlas" in r and "email=curator%40example.org" in r for r in site.requests)
+    assert any(agent.startswith("scatlas/") for agent in site.user_agents)
+    assert Remote(email="x", api_key="k").services["eutils"].requests_per_second == 10.0  # NCBI's keyed limit
+    assert Remote().services["eutils"].requests_per_second == 3.0
+
+
+def test_retry_after_is_honoured(site):
+    remote = Remote({"eutils": Service(f"{site.base_url}/eutils", 100.0)}, retries=2, backoff=0)
+    site.inject("/eutils/esearch", "status:429:1")
+    started = time.monotonic()
+    remote.get("eutils", "esearch.fcgi", {"db": "gds", "mindate": "2020/01/01", "maxdate": "2020/12/31"})
+    assert time.monotonic() - started >= 1.0  # waited as the server asked, although backoff is 0
+
+
+def test_runs_without_fastq_urls_are_dumped_from_sra(tmp_path, monkeypatch):
+    """The fallback runs the real fasterq-dump; prefetch's layout (./RUN/RUN.sra) keeps it offline."""
+    reads = "".join(f"@read{i}\n{'ACGTTGCA' * 6}\n+\n{'I' * 48}\n" for i in range(50))
+    (tmp_path / "reads.fastq").write_text(reads)
+    subprocess.run(["latf-load", "--output", str(tmp_path / "table"), "--quality", "PHRED_33",
+                    str(tmp_path / "reads.fastq")], capture_output=True, check=True)  # fmt: skip
+    (tmp_path / "SRR990000").mkdir()
+    subprocess.run(["kar", "--create", str(tmp_path / "SRR990000/SRR990000.sra"), "-d", str(tmp_path / "table")],
+                   capture_output=True, check=True)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    run = {"run": "SRR990000", "layout": "SINGLE", "fastq_url_1": ""}
+    fetch_mate(run, 1, tmp_path / "reads/SRR990000_1.fastq.gz")
+    dumped = gzip.decompress((tmp_path / "reads/SRR990000_1.fastq.gz").read_bytes()).decode().splitlines()
+    assert len(dumped) == 200 and dumped[1] == "ACGTTGCA" * 6
+    with pytest.raises(AccessionError):
+        fetch_mate({**run, "run": "SRR1; rm -rf ~"}, 1, tmp_path / "x.fastq.gz")
