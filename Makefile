@@ -7,7 +7,8 @@ APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread fasterq-dump:
 DEMO := .demo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: env tools demo test clean-demo
+.PHONY: env tools demo test refresh clean-demo
+ATLAS ?= .
 
 env: tools $(STAMP)
 
@@ -33,6 +34,10 @@ test: env
 demo: env
 	scatlas demo --outdir $(DEMO) --run --cores 2
 	@echo "demo outputs: $(DEMO)/manifests/*.tsv, $(DEMO)/quant/*.h5ad, $(DEMO)/results/excluded_runs.tsv"
+
+# The biweekly refresh of the atlas in $(ATLAS) (its config.yaml when present): query, then run.
+refresh: env
+	scatlas refresh --directory $(ATLAS) $(if $(wildcard $(ATLAS)/config.yaml),--configfile $(ATLAS)/config.yaml) --cores $(or $(CORES),2)
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -88,6 +88,13 @@ def study_runs(wildcards):
     return RUNS.index[RUNS["study"] == wildcards.study].tolist()
 
 
+def study_metadata(wildcards):
+    """The study's runs-sheet rows for obs, without where the reads came from: a moved mirror or
+    FASTQ folder changes no result, so it must not rerun the study."""
+    rows = RUNS.loc[study_runs(wildcards)]
+    return rows.drop(columns=[c for c in rows.columns if c.startswith("fastq_")]).to_dict("records")
+
+
 def study_files(pattern):
     """Input function: ``pattern`` (with {study} and {run}) for every run of the study."""
 

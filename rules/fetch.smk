@@ -1,4 +1,5 @@
 # Each mate downloads on its own (resumable, md5-checked); `--resources fetch_slots=N` caps parallel downloads.
+# Only the file's identity (its md5) is a param: a new mirror or base URL must not refetch or rerun anything.
 rule fetch_fastq:
     output:
         temp("reads/{run}_{mate}.fastq.gz"),
@@ -11,8 +12,6 @@ rule fetch_fastq:
         runtime=240,
         fetch_slots=1,
     params:
-        run=lambda wildcards: RUNS.loc[wildcards.run].to_dict(),
-        repositories=config["repositories"],
-        scheme=config["fetch"]["scheme"],
+        md5=lambda wildcards: RUNS.loc[wildcards.run, f"fastq_md5_{wildcards.mate}"],
     script:
         "../scripts/fetch_fastq.py"

@@ -38,7 +38,7 @@ rule quant_study:
     resources:
         mem_mb=8000,
     params:
-        runs=lambda wildcards: RUNS.loc[study_runs(wildcards)].to_dict("records"),
+        runs=study_metadata,
         min_alignment_rate=config["align"]["min_alignment_rate"],
     script:
         "../scripts/quant_study.py"

@@ -62,6 +62,22 @@ def _query(args: argparse.Namespace) -> None:
     print(json.dumps(run_query(config or {}, args.manifests, since=args.since, until=args.until)))
 
 
+def _refresh(args: argparse.Namespace) -> None:
+    import subprocess
+
+    from scatlas.refresh import RefreshLocked, refresh
+
+    try:
+        extra = args.snakemake_args[1:] if args.snakemake_args[:1] == ["--"] else args.snakemake_args
+        refresh(args.directory, args.configfile, cores=args.cores, args=extra, query=not args.no_query)
+    except RefreshLocked as err:
+        print(f"scatlas refresh: {err}", file=sys.stderr)
+        sys.exit(75)  # EX_TEMPFAIL: try again later
+    except subprocess.CalledProcessError as err:
+        print(f"scatlas refresh: error: snakemake exited with {err.returncode} (see its log above)", file=sys.stderr)
+        sys.exit(1)
+
+
 def _demo(args: argparse.Namespace) -> None:
     if args.run:
         from scatlas.demo.workflow import run_demo
@@ -120,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--since", help="window start YYYY-MM-DD (default: end of the last successful query)")
     query.add_argument("--until", help="window end YYYY-MM-DD (default: today)")
     query.set_defaults(func=_query)
+
+    refresh = commands.add_parser(
+        "refresh", help="query what is new since the last query, then run the workflow (one at a time per directory)"
+    )
+    refresh.add_argument("--directory", default=".", help="the atlas working directory (default: .)")
+    refresh.add_argument("--configfile", help="workflow config (default: the Snakefile's config.yaml)")
+    refresh.add_argument("--cores", type=int, default=2)
+    refresh.add_argument("--no-query", action="store_true", help="only bring the workflow's outputs up to date")
+    refresh.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                         help="after --: passed to snakemake, e.g. -- --workflow-profile profiles/slurm")  # fmt: skip
+    refresh.set_defaults(func=_refresh)
 
     demo = commands.add_parser("demo", help="write the synthetic offline demo (genome, GTF, reads, sheet, config)")
     demo.add_argument("--outdir", required=True)

@@ -4,12 +4,15 @@ log = setup(snakemake)
 
 from scatlas.repositories.fetch import fetch_mate  # noqa: E402
 from scatlas.repositories.http import Remote  # noqa: E402
+from scatlas.sheets import load_runs  # noqa: E402
 
+# where to download from is read here, not passed as params, so that it never triggers a rerun
+run = load_runs(snakemake.config["runs"]).loc[snakemake.wildcards.run].to_dict()
 fetch_mate(
-    snakemake.params.run,
+    run,
     int(snakemake.wildcards.mate),
     snakemake.output[0],
-    Remote.from_config(snakemake.params.repositories),
-    scheme=snakemake.params.scheme,
+    Remote.from_config(snakemake.config["repositories"]),
+    scheme=snakemake.config["fetch"]["scheme"],
     threads=snakemake.threads,
 )

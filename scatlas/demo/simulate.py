@@ -164,7 +164,7 @@ def _write_fastq(path: Path, records: list[SeqRecord], phred_offset: int) -> Non
         SeqIO.write(records, text, fastq_format)
 
 
-def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
+def simulate(outdir: str | os.PathLike, seed: int = 0, cells_per_study: int | None = None) -> Path:
     """Write the demo into ``outdir`` and return the path of its workflow ``config.yaml``.
 
     The workflow finds the studies by querying ``outdir/replay`` (recorded-format GEO, ENA and
@@ -188,6 +188,7 @@ def simulate(outdir: str | os.PathLike, seed: int = 0) -> Path:
     runs, cells, samples, truth = [], [], [], {}
     number = 0
     for study, layout, phred, n_cells in STUDIES:
+        n_cells = cells_per_study or n_cells  # smaller demos for the cluster and interruption tests
         types = rng.permutation(np.resize(np.arange(len(CELL_TYPES)), n_cells))
         for cell_type in types:
             number += 1

@@ -1,0 +1,163 @@
+"""Running for real: a SLURM cluster, biweekly refreshes one at a time, incremental reruns, kill -9."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import BIN, REPO, snakemake, tool_env
+
+from scatlas.demo import simulate
+from scatlas.demo.workflow import run_demo, serving
+from scatlas.refresh import refresh_lock
+
+CELLS = 2  # per demo study: 3 studies + the failed library = 7 runs, enough for every code path
+CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local-cluster.sh"
+
+
+def quant_tables(workdir: Path) -> dict[str, pd.DataFrame]:
+    """Each study's counts (runs × genes) and the excluded runs: what must not depend on how it ran."""
+    tables = {}
+    for h5ad in sorted((workdir / "quant").glob("*.h5ad")):
+        adata = ad.read_h5ad(h5ad)
+        tables[h5ad.stem] = pd.DataFrame(
+            adata.layers["counts"].toarray(), index=adata.obs_names, columns=adata.var_names
+        )
+    tables["excluded"] = pd.read_csv(workdir / "results/excluded_runs.tsv", sep="\t")
+    return tables
+
+
+def assert_same_results(workdir: Path, reference: Path) -> None:
+    ours, theirs = quant_tables(workdir), quant_tables(reference)
+    assert ours.keys() == theirs.keys() and len(ours) == 4
+    for name in ours:
+        pd.testing.assert_frame_equal(ours[name], theirs[name])
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory) -> Path:
+    """The small demo, run locally and uninterrupted: the reference the other runs must equal."""
+    return run_demo(tmp_path_factory.mktemp("local"), cores=2, cells_per_study=CELLS)
+
+
+# --- SLURM ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A single-node SLURM with accounting on localhost; every daemon it starts is stopped by pid."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        reason = "not root" if os.geteuid() != 0 else "no apt-get"
+        print(f"SLURM test skipped: installing and starting SLURM needs root and apt ({reason})")
+        pytest.skip(f"installing and starting SLURM needs root and apt ({reason})")
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run(["bash", str(CLUSTER_SCRIPT), "start", str(state)], capture_output=True, text=True)
+    try:
+        assert started.returncode == 0, f"local SLURM did not start:\n{started.stdout}\n{started.stderr}"
+        yield state
+    finally:
+        subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", str(state)], capture_output=True, text=True)
+
+
+def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    args = ("--workflow-profile", str(REPO / "profiles/slurm"), "--jobs", "4",
+            "--default-resources", "slurm_account=test", "slurm_partition=debug", "mem_mb=1000", "runtime=30",
+            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "3")  # fmt: skip
+    run_demo(tmp_path, cores=2, cells_per_study=CELLS, extra_args=args)
+    assert_same_results(tmp_path, small_demo)
+    accounting = subprocess.run(["sacct", "-n", "-X", "-P", "--format=JobID,State,Account,Comment", "-S", since],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+    jobs = [line.split("|") for line in accounting.splitlines()]
+    rules = {re.sub(r"^rule_(\w+?)(_wildcards_.*)?$", r"\1", comment) for *_, comment in jobs}
+    assert {"query", "fetch_fastq", "hisat2_build", "hisat2_align", "featurecounts", "quant_study"} <= rules
+    assert all(state == "COMPLETED" and account == "test" for _, state, account, _ in jobs)
+    assert len(jobs) >= 3 * (3 * CELLS + 1)  # at least fetch + align + count for every run
+
+
+# --- refresh: one at a time, incremental ----------------------------------------------------------
+
+
+def test_a_second_refresh_exits_while_one_runs(tmp_path):
+    with refresh_lock(tmp_path):
+        done = subprocess.run([str(BIN / "scatlas"), "refresh", "--directory", str(tmp_path)],
+                              capture_output=True, text=True, env=tool_env())  # fmt: skip
+        assert done.returncode == 75
+        assert "another refresh is running (pid" in done.stderr and str(os.getpid()) in done.stderr
+    with refresh_lock(tmp_path):  # released when the first one ends
+        pass
+
+
+def test_schedule_files_call_the_same_locked_refresh():
+    schedule = REPO / "schedule"
+    commands = []
+    for name in ("crontab", "scrontab"):
+        lines = [line for line in (schedule / name).read_text().splitlines() if line and not line.startswith("#")]
+        (line,) = lines
+        fields = line.split(maxsplit=5)
+        assert fields[:5] == ["0", "2", "1,15", "*", "*"]  # the 1st and 15th: every two weeks
+        commands.append(fields[5])
+    service = (schedule / "scatlas-refresh.service").read_text()
+    commands.append(re.search(r"^ExecStart=(.*)$", service, re.M).group(1))
+    assert "SuccessExitStatus=75" in service  # a refresh that found another one running is not a failure
+    assert "OnCalendar=*-*-01,15 02:00:00" in (schedule / "scatlas-refresh.timer").read_text()
+    assert all(re.search(r"scatlas\S* refresh --directory ", command) for command in commands)
+
+
+def test_refresh_that_adds_a_study_reruns_only_that_study(tmp_path):
+    workdir = tmp_path
+    simulate(workdir / "data", cells_per_study=CELLS)
+    replay = workdir / "data" / "replay"
+    complete = (replay / "esummary.json").read_text()
+    # the first refresh sees two of the three studies, as if the third were published later
+    summary = json.loads(complete)
+    summary["result"]["uids"] = summary["result"]["uids"][:2]
+    search = json.loads((replay / "esearch.json").read_text())
+    (replay / "esummary.json").write_text(json.dumps(summary))
+    complete_search = json.dumps(search)
+    search["esearchresult"]["count"] = "2"
+    (replay / "esearch.json").write_text(json.dumps(search))
+    with serving(workdir) as config:
+        subprocess.run([str(BIN / "scatlas"), "refresh", "--directory", str(workdir), "--configfile", str(config)],
+                       check=True, capture_output=True, env=tool_env())  # fmt: skip
+    assert sorted(p.name for p in (workdir / "quant").glob("*.h5ad")) == ["GSE990001.h5ad", "GSE990002.h5ad"]
+    (replay / "esummary.json").write_text(complete)
+    (replay / "esearch.json").write_text(complete_search)
+    with serving(workdir) as config:
+        snakemake(workdir, config, "query")
+        out = snakemake(workdir, config, "-n").stdout
+    jobs = re.findall(r"^(?:local)?rule (\w+):$", out, re.M)
+    studies = set(re.findall(r"study=(\w+)", out))
+    assert studies == {"GSE990003"}
+    assert set(jobs) == {"fetch_fastq", "hisat2_align", "featurecounts", "quant_study", "excluded_runs", "all"}
+    assert jobs.count("quant_study") == 1 and jobs.count("hisat2_align") == CELLS + 1  # + the failed library
+
+
+# --- interruption ---------------------------------------------------------------------------------
+
+
+def test_kill_9_during_alignment_then_rerun_equals_an_uninterrupted_run(small_demo, tmp_path):
+    simulate(tmp_path / "data", cells_per_study=CELLS)
+    with serving(tmp_path) as config:
+        cmd = [str(BIN / "scatlas"), "refresh", "--directory", str(tmp_path), "--configfile", str(config)]
+        run = subprocess.Popen(cmd, env=tool_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 600
+        while not list((tmp_path / "align").rglob("*.json")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run ended before alignment could be interrupted"
+        os.killpg(run.pid, signal.SIGKILL)  # the whole run: scatlas, snakemake and its jobs
+        run.wait()
+        assert not (tmp_path / "quant/GSE990003.h5ad").exists()
+        subprocess.run(cmd, check=True, capture_output=True, env=tool_env())
+    assert_same_results(tmp_path, small_demo)
+    counts = quant_tables(tmp_path)["GSE990001"]
+    assert np.all(counts.to_numpy().sum(axis=1) > 0)
