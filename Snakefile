@@ -11,6 +11,8 @@ include: "rules/common.smk"
 include: "rules/reference.smk"
 include: "rules/align.smk"
 include: "rules/quantify.smk"
+include: "rules/label.smk"
+include: "rules/atlas.smk"
 
 
 rule all:

@@ -22,7 +22,7 @@ def label_samples(samples: pd.DataFrame, matcher: Matcher, fields: Iterable[str]
     ``cell_ontology_id`` / ``cell_ontology_name`` hold the most specific terms found ("|"-joined when a
     sample names several unrelated types); unmatched samples get an empty id and the name "unlabelled".
     ``label_source`` says, per term, the field and the name or synonym that matched, e.g.
-    ``characteristics[cell type]: "B-cells" ~ B cell (NAME)``.
+    ``title: "B-cells" = B cell (NAME)``.
     """
     fields = tuple(fields)
     rows = []
@@ -32,7 +32,7 @@ def label_samples(samples: pd.DataFrame, matcher: Matcher, fields: Iterable[str]
             "study": record["study"], "sample": record["sample"],
             "cell_ontology_id": "|".join(m.term_id for m in matches),
             "cell_ontology_name": "|".join(m.term_name for m in matches) or UNLABELLED,
-            "label_source": "; ".join(f"{m.field}: {m.synonym} ({m.scope})" for m in matches),
+            "label_source": "; ".join(f'{m.field}: "{m.text}" = {m.synonym} ({m.scope})' for m in matches),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=LABEL_COLUMNS)
 

@@ -53,6 +53,7 @@ class Match:
     field: str
     synonym: str
     scope: str  # NAME for the term's name, else the synonym's scope
+    text: str  # the matched words as written
     start: int  # token span in the field's text
     end: int
 
@@ -95,17 +96,19 @@ class Matcher:
 
     def find(self, text: str, field: str = "text") -> list[Match]:
         """Every term whose label occurs in ``text``, without matches nested in a longer one."""
-        words = tokens(text)
+        spans = [m.span() for m in WORD.finditer(text)]
+        words = [text[a:b] for a, b in spans]
         folded = fold(words)
         found = []
         for start in range(len(words)):
             for end in range(start + 1, min(len(words), start + self.longest) + 1):
                 hits = self.folded.get(folded[start:end], []) + self.exact_case.get(tuple(words[start:end]), [])
-                found += [Match(t, self.ontology.name(t), field, s, sc, start, end) for t, s, sc in hits]
-        spans = {(m.start, m.end) for m in found}
+                written = text[spans[start][0] : spans[end - 1][1]]
+                found += [Match(t, self.ontology.name(t), field, s, sc, written, start, end) for t, s, sc in hits]
+        matched = {(m.start, m.end) for m in found}
         return [
             m for m in found
-            if not any(s <= m.start and m.end <= e and (s, e) != (m.start, m.end) for s, e in spans)
+            if not any(s <= m.start and m.end <= e and (s, e) != (m.start, m.end) for s, e in matched)
         ]  # fmt: skip
 
     def match(self, fields: Mapping[str, str]) -> list[Match]:
