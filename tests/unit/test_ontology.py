@@ -100,7 +100,8 @@ def test_generic_terms_are_not_labels(matcher):
 
 def test_part_of_relations_are_read_from_bfo_curies(cl):
     base = load_ontology(CL_BASE_OBO)
-    assert base.parents("CL:0000082", "part_of") == {"UBERON:0000115"}  # epithelial cell of lung part_of lung epithelium
+    # epithelial cell of lung part_of lung epithelium
+    assert base.parents("CL:0000082", "part_of") == {"UBERON:0000115"}
     assert sum(1 for *_, r in base.graph.edges(data="relation") if r == "part_of") == 319
     slim = load_ontology(CL_SLIM_OBO)
     assert slim.parents("GO:0042470", "part_of") == {"CL:0000148"}  # melanosome part_of melanocyte
@@ -140,7 +141,7 @@ def test_term_similarity_is_scquerys_flexible_relevance(cl):
 def test_bad_ontology_files_are_refused(tmp_path):
     not_obo = tmp_path / "notes.txt"
     not_obo.write_text("cell types: B cell, T cell\n")
-    with pytest.raises(InputError, match="notes.txt: not an OBO or JSON ontology"):
+    with pytest.raises(InputError, match=r"notes\.txt: not an OBO or JSON ontology"):
         load_ontology(not_obo)
     cycle = tmp_path / "cycle.obo"
     cycle.write_text("format-version: 1.2\n\n[Term]\nid: CL:1\nname: a\nis_a: CL:2\n\n"
