@@ -73,7 +73,7 @@ def common_genes(study_files: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
         if not kept.all():
             log.warning("%s: %d genes not in study %s are left out of the atlas", path, (~kept).sum(), study)
         genes = genes[kept]
-    if genes is None or genes.empty:
+    if genes is None or len(genes) == 0:
         raise InputError(next(iter(study_files.values()), "atlas"), "no genes")
     return genes
 
