@@ -33,7 +33,7 @@ test: env
 demo: env
 	scatlas demo --outdir $(DEMO)/data
 	snakemake --directory $(DEMO) --configfile $(DEMO)/data/config.yaml --cores 2 -s $(CURDIR)/Snakefile
-	@echo "demo outputs: $(DEMO)/quant/*.h5ad, $(DEMO)/results/excluded_runs.tsv"
+	@echo "demo outputs: $(DEMO)/quant/*.h5ad, $(DEMO)/labels/*.tsv, $(DEMO)/atlas/*.h5ad, $(DEMO)/results/"
 
 clean-demo:
 	rm -rf $(DEMO)

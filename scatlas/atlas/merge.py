@@ -139,7 +139,8 @@ def merge_studies(
             obs, counts = read_counts(path)
             var_names = read_genes(path).index
             columns = var_names.get_indexer(genes.index)
-            counts = counts[:, columns]
+            if not np.array_equal(columns, np.arange(counts.shape[1])):  # a copy only when genes differ
+                counts = counts[:, columns]
             counts.sort_indices()
             if "X" not in out:
                 write_elem(out, "X", counts, dataset_kwargs={"compression": compression} if compression else {})
