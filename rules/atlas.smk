@@ -1,7 +1,7 @@
 rule atlas_merge:
     input:
         quant=expand("quant/{study}.h5ad", study=STUDIES),
-        labels=expand("labels/{study}.tsv", study=STUDIES),
+        labels=study_labels(),
     output:
         "atlas/atlas.h5ad",
     log:

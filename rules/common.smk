@@ -51,6 +51,14 @@ def reference_url(wildcards):
     raise WorkflowError(f"no configured reference URL ends in {wildcards.filename}")
 
 
+def study_labels():
+    """Each study's label table, or none when there is no samples table (every cell stays unlabelled)."""
+    if not Path(config["samples"]).exists():
+        logger.warning(f"samples table {config['samples']} does not exist: the atlas's cells stay unlabelled")
+        return []
+    return expand("labels/{study}.tsv", study=STUDIES)
+
+
 def ontology_source():
     """The Cell Ontology file: as configured, or where its URL is downloaded to."""
     source = config["label"]["ontology"]

@@ -99,7 +99,7 @@ def preprocess_atlas(
 ) -> ad.AnnData:
     """Write ``atlas/preprocessed.h5ad`` (:func:`qc_filter` then :func:`normalize`) and the QC table.
 
-    Raises :class:`InputError` when QC leaves no cell (the table naming every removal is still written).
+    When QC leaves no cell, an empty AnnData is written (and a warning logged): the QC table says why.
     """
     try:
         adata = ad.read_h5ad(atlas)
@@ -109,10 +109,14 @@ def preprocess_atlas(
     with atomic_output(qc_output) as tmp:
         removed.to_csv(tmp, sep="\t", index=False)
     if adata.n_obs == 0:
-        raise InputError(atlas, f"QC removed every cell (see {qc_output}); are the thresholds right for this data?")
+        log.warning("QC removed every cell of %s (see %s); are the thresholds right for this data?", atlas, qc_output)
+        adata.layers["counts"] = sp.csr_matrix(adata.shape, dtype=np.int32)
+        adata.obs["size_factor"] = np.zeros(0)
+        adata.var["highly_variable"] = False
+    else:
+        adata = normalize(adata, target_sum, n_top_genes, hvg_flavor, batch_key)
     log.info("QC kept %d cells x %d genes; removed %d cells, %d genes", adata.n_obs, adata.n_vars,
              (removed["kind"] == "cell").sum(), (removed["kind"] == "gene").sum())  # fmt: skip
-    adata = normalize(adata, target_sum, n_top_genes, hvg_flavor, batch_key)
     with atomic_output(output) as tmp:
         adata.write_h5ad(tmp, compression="gzip")
     return adata

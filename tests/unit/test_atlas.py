@@ -119,3 +119,11 @@ def test_mitochondrial_fraction_filter():
     assert list(kept.obs_names) == ["a", "c"]  # 10 % is kept: the threshold is "at most"
     assert removed.to_dict("records") == [{"kind": "cell", "id": "b", "study": "",
                                            "reason": "mitochondrial fraction 50.0% > 10%"}]  # fmt: skip
+
+
+def test_qc_removing_every_cell_writes_an_empty_atlas_and_says_why(deng, tmp_path):
+    merge_studies({"S1": as_study(deng[:10], "S1", tmp_path)}, [], tmp_path / "atlas.h5ad")
+    out = preprocess_atlas(tmp_path / "atlas.h5ad", tmp_path / "pre.h5ad", tmp_path / "qc.tsv", max_genes=1000)
+    assert out.n_obs == 0 and ad.read_h5ad(tmp_path / "pre.h5ad").n_obs == 0
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t")
+    assert len(qc) == 10 and qc["reason"].str.contains("> max_genes 1000").all()  # Deng's cells: > 4800 genes
