@@ -54,7 +54,9 @@ def reference_url(wildcards):
 def study_labels():
     """Each study's label table, or none when there is no samples table (every cell stays unlabelled)."""
     if not Path(config["samples"]).exists():
-        logger.warning(f"samples table {config['samples']} does not exist: the atlas's cells stay unlabelled")
+        logger.warning(
+            f"samples table {config['samples']} does not exist: the atlas's cells stay unlabelled"
+        )
         return []
     return expand("labels/{study}.tsv", study=STUDIES)
 
