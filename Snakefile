@@ -13,6 +13,8 @@ include: "rules/fetch.smk"
 include: "rules/reference.smk"
 include: "rules/align.smk"
 include: "rules/quantify.smk"
+include: "rules/label.smk"
+include: "rules/atlas.smk"
 
 
 rule all:

@@ -55,6 +55,22 @@ def reference_url(wildcards):
     raise WorkflowError(f"no configured reference URL ends in {wildcards.filename}")
 
 
+def study_labels():
+    """Each study's label table, or none when there is no samples table (every cell stays unlabelled)."""
+    if not Path(config["samples"]).exists():
+        logger.warning(
+            f"samples table {config['samples']} does not exist: the atlas's cells stay unlabelled"
+        )
+        return []
+    return expand("labels/{study}.tsv", study=STUDIES)
+
+
+def ontology_source():
+    """The Cell Ontology file: as configured, or where its URL is downloaded to."""
+    source = config["label"]["ontology"]
+    return f"reference/ontology/{download_name(source)}" if is_url(source) else source
+
+
 def hisat2_index():
     return hisat2_index_files("reference/hisat2/genome")
 
@@ -109,4 +125,5 @@ def final_outputs():
     if RUNS is not None:
         outputs += expand("quant/{study}.h5ad", study=STUDIES)
         outputs.append("results/excluded_runs.tsv")
+        outputs += ["atlas/preprocessed.h5ad", "results/qc_removed.tsv"]
     return outputs

@@ -38,6 +38,17 @@ def _reference(args: argparse.Namespace) -> None:
     build_hisat2_index(args.fasta, args.gtf, outdir / "hisat2" / "genome", args.threads, not args.no_splice_sites)
 
 
+def _ontology_match(args: argparse.Namespace) -> None:
+    from scatlas.ontology import Matcher, load_ontology
+
+    matcher = Matcher(load_ontology(args.ontology), scopes=args.scopes, exclude=args.exclude)
+    print("text\tterm_id\tterm_name")
+    for text in args.text:
+        matches = sorted(matcher.match({"text": text}), key=lambda m: m.term_id) or [None]
+        for m in matches:
+            print("\t".join([" ".join(text.split()), m.term_id if m else "", m.term_name if m else ""]))
+
+
 def _geo_samples(args: argparse.Namespace) -> None:
     import csv
 
@@ -147,6 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                          help="after --: passed to snakemake, e.g. -- --workflow-profile profiles/slurm")  # fmt: skip
     refresh.set_defaults(func=_refresh)
+
+    from scatlas.ontology.match import DEFAULT_SCOPES, UNINFORMATIVE_TERMS
+
+    ontology = commands.add_parser("ontology", help="Cell Ontology look-ups")
+    ontology = ontology.add_subparsers(dest="action", required=True, metavar="ACTION")
+    match = ontology.add_parser("match", help="the most specific Cell Ontology terms named in each text (TSV)")
+    match.add_argument("--ontology", required=True, help="CL file: OBO, OBO Graphs JSON or cellxgene JSON (.gz ok)")
+    match.add_argument("--scopes", nargs="+", default=list(DEFAULT_SCOPES), choices=["EXACT", "RELATED", "BROAD",
+                       "NARROW"], help="synonym scopes matched besides term names")  # fmt: skip
+    match.add_argument("--exclude", nargs="*", default=list(UNINFORMATIVE_TERMS), help="term ids never reported")
+    match.add_argument("text", nargs="+", metavar="TEXT")
+    match.set_defaults(func=_ontology_match)
 
     demo = commands.add_parser("demo", help="write the synthetic offline demo (genome, GTF, reads, sheet, config)")
     demo.add_argument("--outdir", required=True)

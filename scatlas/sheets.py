@@ -81,3 +81,27 @@ def load_runs(path: str | os.PathLike) -> pd.DataFrame:
     for column in ("fastq_1", "fastq_2"):
         runs[column] = [str((path.parent / f).resolve()) if f else "" for f in runs[column]]
     return runs.set_index("run", drop=False).rename_axis(None)
+
+
+def load_samples(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate the samples table (TSV, schema ``samples.schema.yaml``); empty fields are ''."""
+    path = Path(path)
+    try:
+        samples = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(path, "samples table not found") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise InputError(path, f"not a tab-separated samples table ({str(err).splitlines()[0]})") from None
+    schema = yaml.safe_load((files("scatlas") / "schemas" / "samples.schema.yaml").read_text())
+    missing = [column for column in schema["required"] if column not in samples.columns]
+    if missing:
+        raise InputError(path, f"missing required column(s): {', '.join(missing)}")
+    validator = jsonschema.Draft202012Validator(schema)
+    for line, record in enumerate(samples.to_dict("records"), start=2):
+        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+        if error is not None:
+            raise InputError(path, f"line {line} (sample {record.get('sample', '?')}): {describe(error)}")
+    duplicated = samples["sample"][samples["sample"].duplicated()].unique()
+    if len(duplicated):
+        raise InputError(path, f"duplicated sample accession(s): {', '.join(duplicated[:5])}")
+    return samples

@@ -43,6 +43,33 @@ BASES = np.array(list("ACGT"))
 READ_LENGTH = 75
 FRAGMENT_MEAN, FRAGMENT_SD = 220, 30
 MEAN_READS_PER_CELL = 3000
+# The Cell Ontology terms (CL release 2022-12-15: id, name, exact synonyms, is_a parents) of the
+# demo's cell types up to the root, so that the demo labels its samples offline.
+ONTOLOGY_TERMS = (
+    ("CL:0000000", "cell", (), ()),
+    ("CL:0000003", "native cell", (), ("CL:0000000",)),
+    ("CL:0000066", "epithelial cell", ("epitheliocyte",), ("CL:0000548",)),
+    ("CL:0000095", "neuron associated cell", (), ("CL:0002319",)),
+    ("CL:0000125", "glial cell", ("neuroglial cell",), ("CL:0000095",)),
+    ("CL:0000126", "macroglial cell", ("macrogliocyte",), ("CL:0000125",)),
+    ("CL:0000127", "astrocyte", ("astrocytic glia",), ("CL:0000126",)),
+    ("CL:0000182", "hepatocyte", (), ("CL:0000066", "CL:0000417", "CL:0002371")),
+    ("CL:0000219", "motile cell", (), ("CL:0000003",)),
+    ("CL:0000226", "single nucleate cell", (), ("CL:0002242",)),
+    ("CL:0000236", "B cell", ("B lymphocyte", "B-cell", "B-lymphocyte"), ("CL:0000945",)),
+    ("CL:0000255", "eukaryotic cell", (), ("CL:0000003",)),
+    ("CL:0000412", "polyploid cell", (), ("CL:0000003",)),
+    ("CL:0000417", "endopolyploid cell", (), ("CL:0000412",)),
+    ("CL:0000542", "lymphocyte", (), ("CL:0000842",)),
+    ("CL:0000548", "animal cell", (), ("CL:0000255",)),
+    ("CL:0000738", "leukocyte", ("leucocyte", "white blood cell"), ("CL:0000219", "CL:0000988", "CL:0002242")),
+    ("CL:0000842", "mononuclear cell", ("mononuclear leukocyte",), ("CL:0000226", "CL:0000738")),
+    ("CL:0000945", "lymphocyte of B lineage", (), ("CL:0000542",)),
+    ("CL:0000988", "hematopoietic cell", ("haematopoietic cell", "hemopoietic cell"), ("CL:0000548", "CL:0002371")),
+    ("CL:0002242", "nucleate cell", (), ("CL:0000003",)),
+    ("CL:0002319", "neural cell", (), ("CL:0000548", "CL:0002371")),
+    ("CL:0002371", "somatic cell", (), ("CL:0000003",)),
+)
 STUDIES = (  # study, layout, phred offset, cells
     ("GSE990001", "SINGLE", 33, 12),
     ("GSE990002", "PAIRED", 33, 12),
@@ -173,8 +200,9 @@ def simulate(outdir: str | os.PathLike, seed: int = 0, cells_per_study: int | No
 
     Files: ``genome.fa``, ``genes.gtf``, ``fastq/*.fastq.gz``, ``runs.tsv`` (the runs sheet),
     ``samples.tsv`` (each sample's free-text metadata, phrased differently in each study, as
-    submitters do), ``cells.tsv`` (each run's study and true cell type) and ``truth_counts.tsv``
-    (runs × genes, the number of reads or fragments simulated from each gene).
+    submitters do), ``cl-demo.obo`` (the Cell Ontology terms of the demo's cell types), ``cells.tsv``
+    (each run's study and true cell type) and ``truth_counts.tsv`` (runs × genes, the number of
+    reads or fragments simulated from each gene).
     """
     outdir = Path(outdir).resolve()
     rng = np.random.default_rng(seed)
@@ -216,6 +244,7 @@ def simulate(outdir: str | os.PathLike, seed: int = 0, cells_per_study: int | No
     _write_table(pd.DataFrame(cells), outdir / "cells.tsv")
     _write_table(pd.DataFrame(samples), outdir / "samples.tsv")
     write_responses(outdir, pd.DataFrame(samples), pd.DataFrame(runs), [BULK_SAMPLE])
+    _write_ontology(outdir / "cl-demo.obo")
     truth_table = pd.DataFrame(truth, index=[g.gene_id for g in genes]).T.rename_axis("run")
     _write_table(truth_table, outdir / "truth_counts.tsv", index=True)
     config = {  # the workflow queries the replay server (scatlas.demo.workflow) for runs and samples
@@ -233,10 +262,23 @@ def simulate(outdir: str | os.PathLike, seed: int = 0, cells_per_study: int | No
         "fetch": {"scheme": "http"},
         "reference": {"genome_fasta": str(outdir / "genome.fa"), "gtf": str(outdir / "genes.gtf")},
         "align": {"threads": 1},
+        "label": {"ontology": str(outdir / "cl-demo.obo")},
+        # ~50 genes per cell: QC thresholds scaled to the tiny genome
+        "preprocess": {"min_genes": 10, "n_top_genes": 20},
     }
     with atomic_output(outdir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
     return outdir / "config.yaml"
+
+
+def _write_ontology(path: Path) -> None:
+    lines = ["format-version: 1.2", "ontology: cl/scatlas-demo", ""]
+    for term_id, name, synonyms, parents in ONTOLOGY_TERMS:
+        lines += ["[Term]", f"id: {term_id}", f"name: {name}"]
+        lines += [f'synonym: "{synonym}" EXACT []' for synonym in synonyms]
+        lines += [f"is_a: {parent}" for parent in parents] + [""]
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines))
 
 
 def _sample_metadata(study: str, sample: str, cell_type: str | None, number: int) -> dict:
