@@ -10,7 +10,7 @@ from scatlas.config import validation_message
 from scatlas.io import InputError
 from scatlas.reference.index import hisat2_index_files
 from scatlas.reference.sources import download_name, is_url
-from scatlas.sheets import fetched, load_runs, runs_schema
+from scatlas.sheets import fetched, load_runs, load_samples, runs_schema
 
 try:
     validate(config, schema="schemas/config.schema.yaml")
@@ -55,14 +55,28 @@ def reference_url(wildcards):
     raise WorkflowError(f"no configured reference URL ends in {wildcards.filename}")
 
 
+def read_samples_table(path):
+    if not Path(path).exists():
+        if RUNS is not None:
+            logger.warning(f"samples table {path} does not exist: the atlas's cells stay unlabelled")
+        return None
+    try:
+        return load_samples(path)
+    except InputError as err:
+        raise WorkflowError(str(err)) from None
+
+
+SAMPLES = read_samples_table(config["samples"])
+
+
 def study_labels():
     """Each study's label table, or none when there is no samples table (every cell stays unlabelled)."""
-    if not Path(config["samples"]).exists():
-        logger.warning(
-            f"samples table {config['samples']} does not exist: the atlas's cells stay unlabelled"
-        )
-        return []
-    return expand("labels/{study}.tsv", study=STUDIES)
+    return [] if SAMPLES is None else expand("labels/{study}.tsv", study=STUDIES)
+
+
+def study_samples(wildcards):
+    """The study's rows of the samples table, as a param: a query adding other studies reruns nothing here."""
+    return SAMPLES[SAMPLES["study"] == wildcards.study].to_dict("records")
 
 
 def ontology_source():

@@ -13,7 +13,6 @@ rule ontology_download:
 
 rule label:
     input:
-        samples=config["samples"],
         ontology=ontology_source(),
     output:
         "labels/{study}.tsv",
@@ -22,6 +21,7 @@ rule label:
     conda:
         "../envs/scatlas.yaml"
     params:
+        samples=study_samples,
         scopes=config["label"]["synonym_scopes"],
         fields=config["label"]["fields"],
         exclude=config["label"]["exclude_terms"],

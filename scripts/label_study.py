@@ -2,11 +2,12 @@ from _common import setup
 
 log = setup(snakemake)
 
+import pandas as pd  # noqa: E402
+
 from scatlas.ontology.labels import label_study  # noqa: E402
-from scatlas.sheets import load_samples  # noqa: E402
 
 labels = label_study(
-    load_samples(snakemake.input.samples),
+    pd.DataFrame(snakemake.params.samples, columns=["study", "sample", *snakemake.params.fields]).fillna(""),
     snakemake.wildcards.study,
     snakemake.input.ontology,
     snakemake.output[0],
