@@ -71,7 +71,10 @@ def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     args = ("--workflow-profile", str(REPO / "profiles/slurm"), "--jobs", "4",
             "--default-resources", "slurm_account=test", "slurm_partition=debug", "mem_mb=1000", "runtime=30",
-            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "3")  # fmt: skip
+            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "3",
+            # the demo is tiny: what a user with small data does for rules sized for a mouse atlas
+            "--set-resources", *[f"{rule}:mem_mb=1500" for rule in ("hisat2_align", "quant_study", "reference_genes",
+                                                                    "atlas_merge", "atlas_preprocess")])  # fmt: skip
     run_demo(tmp_path, cores=2, cells_per_study=CELLS, extra_args=args)
     assert_same_results(tmp_path, small_demo)
     accounting = subprocess.run(["sacct", "-n", "-X", "-P", "--format=JobID,State,Account,Comment", "-S", since],

@@ -48,6 +48,8 @@ def test_ontology_url_is_downloaded_once_and_config_checked(tmp_path):
     config_path = simulate(tmp_path / "data")
     config = yaml.safe_load(config_path.read_text())
     config["label"]["ontology"] = "http://purl.obolibrary.org/obo/cl/cl-basic.obo"
+    # the simulated sheets, as a user would write them by hand (no query stage)
+    config.update(runs=str(tmp_path / "data/runs.tsv"), samples=str(tmp_path / "data/samples.tsv"))
     config_path.write_text(yaml.safe_dump(config))
     done = snakemake(tmp_path, config_path, "-n")
     for rule in ("ontology_download", "label", "atlas_merge", "atlas_preprocess"):
