@@ -90,3 +90,8 @@ def final_outputs():
         outputs += expand("quant/{study}.h5ad", study=STUDIES)
         outputs.append("results/excluded_runs.tsv")
     return outputs
+
+
+def de_outputs():
+    """The DE stage's target: the folder of per-cell-type tables (one job; see rules/de.smk)."""
+    return ["de"]
