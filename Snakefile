@@ -15,6 +15,7 @@ include: "rules/align.smk"
 include: "rules/quantify.smk"
 include: "rules/label.smk"
 include: "rules/atlas.smk"
+include: "rules/de.smk"
 
 
 rule all:

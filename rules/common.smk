@@ -141,3 +141,8 @@ def final_outputs():
         outputs.append("results/excluded_runs.tsv")
         outputs += ["atlas/preprocessed.h5ad", "results/qc_removed.tsv"]
     return outputs
+
+
+def de_outputs():
+    """The DE stage's target: the folder of per-cell-type tables (one job; see rules/de.smk)."""
+    return ["de"]

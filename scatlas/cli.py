@@ -100,6 +100,15 @@ def _demo(args: argparse.Namespace) -> None:
         simulate(args.outdir, seed=args.seed)
 
 
+def _de(args: argparse.Namespace) -> None:
+    from scatlas.de import DEParams, run_de
+
+    params = DEParams(method=args.method, min_cells=args.min_cells, max_cells=args.max_cells, fdr=args.fdr,
+                      n_bootstrap=args.n_bootstrap, pseudo_replicates=args.pseudo_replicates, seed=args.seed,
+                      exclude=args.exclude)  # fmt: skip
+    run_de(args.input, args.output, args.group_key, args.study_key, params)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scatlas", description=__doc__)
     parser.add_argument("--version", action="version", version=f"scatlas {__version__}")
@@ -170,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--exclude", nargs="*", default=list(UNINFORMATIVE_TERMS), help="term ids never reported")
     match.add_argument("text", nargs="+", metavar="TEXT")
     match.set_defaults(func=_ontology_match)
+
+    de = commands.add_parser("de", help="per-study DE of each cell type vs the others, combined over studies")
+    de.add_argument("--input", required=True, help="h5ad: raw counts in layer 'counts' (else X), cells x genes")
+    de.add_argument("--group-key", required=True, help="obs column of the cell types")
+    de.add_argument("--study-key", required=True, help="obs column of the studies")
+    de.add_argument("--method", choices=["scde", "wilcoxon", "pydeseq2"], default="scde")
+    de.add_argument("--min-cells", type=int, default=75, help="cells of a type a study needs to be tested")
+    de.add_argument("--max-cells", type=int, default=75, help="cells sampled per side of a test (0: all)")
+    de.add_argument("--n-bootstrap", type=int, default=150, help="SCDE bootstrap resamples per group")
+    de.add_argument("--pseudo-replicates", type=int, default=3, help="pydeseq2: pseudo-bulk samples per group")
+    de.add_argument("--fdr", type=float, default=0.05, help="threshold on the maximum adjusted p")
+    de.add_argument("--exclude", nargs="*", default=["unlabelled"], help="group values never tested")
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--output", required=True, help="DIR: DIR/{cell_type}.tsv and DIR/_index.tsv")
+    de.set_defaults(func=_de)
 
     demo = commands.add_parser("demo", help="write the synthetic offline demo (genome, GTF, reads, sheet, config)")
     demo.add_argument("--outdir", required=True)
