@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 from scatlas.repositories.accessions import is_accession
-from scatlas.repositories.http import MalformedResponse, Remote
+from scatlas.repositories.http import MalformedResponse, Remote, parse_json_object
 
 PAGE_SIZE_MAX = 100  # BioStudies rejects larger pages
 
 
-def _json(body: bytes) -> dict:
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise MalformedResponse(f"malformed JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise MalformedResponse("JSON is not an object")
-    return value
-
-
 def _search_page(body: bytes) -> list[dict]:
-    page = _json(body)
+    page = parse_json_object(body)
     if not isinstance(page.get("hits"), list):
         raise MalformedResponse("BioStudies search JSON without a hits list")
     return [hit for hit in page["hits"] if isinstance(hit, dict) and hit.get("accession")]
@@ -70,7 +59,7 @@ def _attributes(node: dict) -> dict[str, str]:
 
 def parse_study(body: bytes) -> dict:
     """A BioStudies study record → ``title``, ``organism``, ``study_type``, ``release_date``, ``secondary``."""
-    record = _json(body)
+    record = parse_json_object(body)
     if "accno" not in record:
         raise MalformedResponse("BioStudies study JSON without accno")
     top, section = _attributes(record), _attributes(record.get("section", {}) or {})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import logging
 import re
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from scatlas.io import InputError
 from scatlas.repositories.accessions import is_accession
-from scatlas.repositories.http import MalformedResponse, Remote
+from scatlas.repositories.http import MalformedResponse, Remote, parse_json_object
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +85,8 @@ def search_series(
     return [doc for doc in documents if doc.get("entrytype", "GSE") == "GSE"]
 
 
-def _json(body: bytes) -> dict:
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise MalformedResponse(f"malformed JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise MalformedResponse("JSON is not an object")
-    return value
-
-
 def _esearch(body: bytes) -> dict:
-    result = _json(body).get("esearchresult")
+    result = parse_json_object(body).get("esearchresult")
     if not isinstance(result, dict) or "count" not in result:
         raise MalformedResponse("esearch JSON without esearchresult.count")
     if "ERROR" in result:
@@ -106,7 +95,7 @@ def _esearch(body: bytes) -> dict:
 
 
 def _esummary(body: bytes, expected: int) -> list[dict]:
-    result = _json(body).get("result")
+    result = parse_json_object(body).get("result")
     if not isinstance(result, dict) or not isinstance(result.get("uids"), list):
         raise MalformedResponse("esummary JSON without result.uids")
     documents = [result[uid] for uid in result["uids"] if isinstance(result.get(uid), dict)]

@@ -9,6 +9,7 @@ on-disk cache of parsed-OK responses, and resumable, md5-checked, atomically ren
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -295,6 +296,17 @@ class Remote:
                 for chunk in response.iter_content(CHUNK):
                     out.write(chunk)
                     bar.update(len(chunk))
+
+
+def parse_json_object(body: bytes) -> dict:
+    """A JSON object response; anything else is :class:`MalformedResponse` (and so retried)."""
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise MalformedResponse(f"malformed JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise MalformedResponse("JSON is not an object")
+    return value
 
 
 def _retry_after(response: requests.Response) -> float | None:
