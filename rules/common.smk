@@ -58,7 +58,9 @@ def reference_url(wildcards):
 def read_samples_table(path):
     if not Path(path).exists():
         if RUNS is not None:
-            logger.warning(f"samples table {path} does not exist: the atlas's cells stay unlabelled")
+            logger.warning(
+                f"samples table {path} does not exist: the atlas's cells stay unlabelled"
+            )
         return None
     try:
         return load_samples(path)
