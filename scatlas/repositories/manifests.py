@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from scatlas.io import InputError, atomic_output
+from scatlas.repositories.geo import METADATA_FIELDS
 
 COLUMNS = {
     "studies": [
@@ -28,18 +29,7 @@ COLUMNS = {
         "first_seen",
         "last_checked",
     ],
-    "samples": [
-        "study",
-        "sample",
-        "organism",
-        "title",
-        "source_name",
-        "characteristics",
-        "description",
-        "library_strategy",
-        "library_source",
-        "sra_experiment",
-    ],
+    "samples": ["study", "sample", *METADATA_FIELDS, "sra_experiment"],
     "runs": [
         "study",
         "sample",

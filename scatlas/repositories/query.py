@@ -170,18 +170,7 @@ def _resolve_samples(
             {
                 "study": study,
                 "sample": sample["accession"],
-                **{
-                    k: sample.get(k, "")
-                    for k in (
-                        "organism",
-                        "title",
-                        "source_name",
-                        "characteristics",
-                        "description",
-                        "library_strategy",
-                        "library_source",
-                    )
-                },
+                **{k: sample.get(k, "") for k in geo.METADATA_FIELDS},
                 "sra_experiment": ",".join(sorted({r["experiment"] for r in mine if r["experiment"]})),
             }
         )
