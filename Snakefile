@@ -11,6 +11,7 @@ include: "rules/common.smk"
 include: "rules/reference.smk"
 include: "rules/align.smk"
 include: "rules/quantify.smk"
+include: "rules/cluster.smk"
 
 
 rule all:
