@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "baselines; scsmd: not implemented yet (error)")  # fmt: skip
     cluster.add_argument("--input", required=True, help="h5ad whose X holds raw counts, cells x genes")
     cluster.add_argument("--n-clusters", required=True, type=int, help="number of clusters K (<= number of cells)")
-    cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (same seed on CPU: same labels)")
+    cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
     cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
     cluster.add_argument("--config", help="YAML mapping of the method's parameters (scdmac: ScdmacParams fields)")
     cluster.add_argument("--output", required=True, help="TSV cell, cluster (input order); OUT.embedding.npy beside it")

@@ -16,9 +16,11 @@ __all__ = [
     "dec_target",
     "dispersion_activation",
     "inflate",
+    "kl_divergence",
     "mean_activation",
     "nb_nll",
     "soft_kmeans_loss",
     "student_t_assignment",
+    "weighted_centres",
     "zinb_nll",
 ]

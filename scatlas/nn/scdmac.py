@@ -7,6 +7,7 @@ Pure modules: forward passes and per-batch losses. Training, seeding and devices
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ from scatlas.nn.count_likelihood import CountHeads, ZINBLoss
 
 def _mlp(sizes: Sequence[int], activation: type[nn.Module], norm: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for n_in, n_out in pairwise(sizes):
         layers.append(nn.Linear(n_in, n_out))
         if norm:
             layers.append(nn.LayerNorm(n_out))
