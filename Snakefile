@@ -16,6 +16,7 @@ include: "rules/quantify.smk"
 include: "rules/label.smk"
 include: "rules/atlas.smk"
 include: "rules/de.smk"
+include: "rules/cluster.smk"
 
 
 rule all:

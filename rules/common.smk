@@ -142,9 +142,51 @@ def final_outputs():
         outputs += expand("quant/{study}.h5ad", study=STUDIES)
         outputs.append("results/excluded_runs.tsv")
         outputs += ["atlas/preprocessed.h5ad", "results/qc_removed.tsv"]
+    if cluster_runs():
+        outputs.append("results/cluster/scores.tsv")
     return outputs
 
 
 def de_outputs():
     """The DE stage's target: the folder of per-cell-type tables (one job; see rules/de.smk)."""
     return ["de"]
+
+
+# ---- cluster: methods × datasets × seeds (config section `cluster`) ----
+CLUSTER = config.get("cluster", {})
+
+
+def cluster_runs():
+    """(dataset, method, seed) of every clustering the config asks for."""
+    return [
+        {"dataset": dataset, "method": method, "seed": seed}
+        for dataset in CLUSTER.get("datasets", {})
+        for method in CLUSTER.get("methods", [])
+        for seed in CLUSTER.get("seeds", [])
+    ]
+
+
+def cluster_outputs(pattern):
+    return [pattern.format(**run) for run in cluster_runs()]
+
+
+def cluster_input(wildcards):
+    return CLUSTER["datasets"][wildcards.dataset]["h5ad"]
+
+
+def cluster_truth_inputs():
+    return sorted({entry["h5ad"] for entry in CLUSTER.get("datasets", {}).values()})
+
+
+def cluster_n_clusters(wildcards):
+    """K from the dataset's config, else the number of distinct labels in its h5ad."""
+    entry = CLUSTER["datasets"][wildcards.dataset]
+    if entry.get("n_clusters"):
+        return entry["n_clusters"]
+    from scatlas.cluster.data import count_labels
+
+    return count_labels(entry["h5ad"], entry.get("label_key", "label"))
+
+
+def cluster_method_params(wildcards):
+    return CLUSTER.get("params", {}).get(wildcards.method, {})

@@ -38,6 +38,19 @@ def _reference(args: argparse.Namespace) -> None:
     build_hisat2_index(args.fasta, args.gtf, outdir / "hisat2" / "genome", args.threads, not args.no_splice_sites)
 
 
+def _cluster(args: argparse.Namespace) -> None:
+    from scatlas.cluster import run_clustering
+
+    run_clustering(args.method, args.input, args.n_clusters, args.output, seed=args.seed, device=args.device,
+                   config=args.config)  # fmt: skip
+
+
+def _score(args: argparse.Namespace) -> None:
+    from scatlas.evaluate import score_files
+
+    print(json.dumps(score_files(args.labels, args.truth, key=args.key)))
+
+
 def _ontology_match(args: argparse.Namespace) -> None:
     from scatlas.ontology import Matcher, load_ontology
 
@@ -194,6 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--output", required=True, help="DIR: DIR/{cell_type}.tsv and DIR/_index.tsv")
     de.set_defaults(func=_de)
+
+    cluster = commands.add_parser("cluster", help="cluster the cells of an h5ad of raw counts (scDMAC or a baseline)")
+    cluster.add_argument("--method", required=True, choices=["scdmac", "scsmd", "pca-kmeans", "leiden"],
+                         help="scdmac: denoising + masking autoencoder (SPEC 2.1); pca-kmeans, leiden: scanpy "
+                              "baselines; scsmd: not implemented yet (error)")  # fmt: skip
+    cluster.add_argument("--input", required=True, help="h5ad whose X holds raw counts, cells x genes")
+    cluster.add_argument("--n-clusters", required=True, type=int, help="number of clusters K (<= number of cells)")
+    cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
+    cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
+    cluster.add_argument("--config", help="YAML mapping of the method's parameters (scdmac: ScdmacParams fields)")
+    cluster.add_argument("--output", required=True, help="TSV cell, cluster (input order); OUT.embedding.npy beside it")
+    cluster.set_defaults(func=_cluster)
+
+    score = commands.add_parser("score", help="ARI, NMI, Hungarian accuracy, silhouette of a clustering as JSON")
+    score.add_argument("--labels", required=True, help="clusters TSV (cell, cluster) written by scatlas cluster")
+    score.add_argument("--truth", required=True, help="h5ad whose obs holds the true labels")
+    score.add_argument("--key", default="label", help="obs column of the true labels")
+    score.set_defaults(func=_score)
 
     demo = commands.add_parser("demo", help="write the synthetic offline demo (genome, GTF, reads, sheet, config)")
     demo.add_argument("--outdir", required=True)

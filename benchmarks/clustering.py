@@ -1,0 +1,108 @@
+"""Clustering benchmark: scDMAC, its ablations and the baselines on the labelled raw-count sets.
+
+For every selected dataset × method × seed: fit on ``X`` (raw counts) with k = number of labels,
+score against ``obs['label']``, time the fit. Prints and writes (TSV) one row per run and a summary
+of mean ± sd ARI / NMI and mean fit time per dataset × method, with the published figures of
+SPEC §4 beside (our files differ from the papers': see ../shared/data/benchmarks/README.md).
+Rows are appended as they finish, so a long run that is stopped keeps what it measured.
+
+    python benchmarks/clustering.py [--datasets zeisel baron_mouse] [--methods scdmac pca-kmeans]
+        [--seeds 0 1 2 3 4] [--device auto] [--output results/benchmarks/clustering.tsv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+
+from scatlas.cluster import cluster_counts
+from scatlas.cluster.data import read_counts
+from scatlas.evaluate import clustering_scores
+
+SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+BENCHMARKS = SHARED / "data" / "benchmarks"
+# every labelled set with raw integer counts (pollen_simlr_249 holds log values: left out)
+DATASETS = ["zeisel", "baron_mouse", "pbmc4k_10x_top2000", "mouse_bladder_2100", "human_kidney_top2000",
+            "deng_subset_133", "pollen_scde_64", "romanov_neurons_845", "pbmc_ifnb_kang_2800",
+            "cite_cbmc_top2000", "mouse_bladder_top2000"]  # fmt: skip
+# method name → (clustering method, parameters); the ablations of seed 001 Table 5
+METHODS = {
+    "scdmac": ("scdmac", {}),
+    "scdmac-Z": ("scdmac", {"denoise": False}),
+    "scdmac-W": ("scdmac", {"weighted_reconstruction": False}),
+    "scdmac-P": ("scdmac", {"mask_predictor": False}),
+    "pca-kmeans": ("pca-kmeans", {}),
+    "leiden": ("leiden", {}),
+}
+# SPEC §4: published ARI / NMI on the papers' versions of these sets
+PUBLISHED = {
+    ("zeisel", "scdmac"): "scDMAC ARI 0.7983 NMI 0.7692 (Zeisel, 12 types in the paper; 7 here)",
+    ("zeisel", "scdmac-Z"): "scDMAC-Z ARI 0.7694 NMI 0.7413",
+    ("zeisel", "scdmac-W"): "scDMAC-W ARI 0.7912 NMI 0.7624",
+    ("zeisel", "scdmac-P"): "scDMAC-P ARI 0.7881 NMI 0.7589",
+    ("zeisel", "pca-kmeans"): "paper PCA+K-means ARI 0.4732",
+    ("deng_subset_133", "scdmac"): "scDMAC ARI 0.8896 NMI 0.8802 (Deng, 268 cells / 6 types; 133 / 5 here)",
+    ("deng_subset_133", "pca-kmeans"): "paper PCA+K-means ARI 0.6013",
+    ("pollen_scde_64", "scdmac"): "scDMAC ARI 0.9151 (Pollen, 301 cells / 11 types; 64 / 4 here)",
+    ("baron_mouse", "scdmac"): "scSMD (Baron) ARI 0.724 NMI 0.798",
+    ("pbmc4k_10x_top2000", "scdmac"): "scSMD (PBMC) ARI 0.852 NMI 0.824",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--output", default="results/benchmarks/clustering.tsv", help="per-run TSV (appended)")
+    args = parser.parse_args()
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    print(f"cpus: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  cuda: {torch.cuda.is_available()}")
+    for dataset in args.datasets:
+        path = BENCHMARKS / f"{dataset}.h5ad"
+        matrix = read_counts(path)
+        truth = ad.read_h5ad(path).obs["label"].astype(str).to_numpy()[matrix.cell_index]
+        k = len(np.unique(truth))
+        for name in args.methods:
+            method, params = METHODS[name]
+            for seed in args.seeds:
+                started = time.perf_counter()
+                labels, embedding = cluster_counts(method, matrix.counts, k, seed=seed, device=args.device,
+                                                   params=params)  # fmt: skip
+                seconds = time.perf_counter() - started
+                scores = clustering_scores(truth, labels, embedding, seed=seed)
+                row = {"dataset": dataset, "method": name, "seed": seed, "k": k, "n_cells": scores["n_cells"],
+                       "ari": scores["ari"], "nmi": scores["nmi"], "acc": scores["acc"],
+                       "silhouette": scores["silhouette"], "fit_seconds": seconds}  # fmt: skip
+                pd.DataFrame([row]).to_csv(output, sep="\t", index=False, mode="a", header=not output.exists(),
+                                           float_format="%.4f")  # fmt: skip
+                print("\t".join(str(round(v, 4) if isinstance(v, float) else v) for v in row.values()), flush=True)
+    summarize(output)
+    return 0
+
+
+def summarize(path: Path) -> pd.DataFrame:
+    """Mean ± sd of ARI and NMI and mean fit time per dataset × method, with the published figures."""
+    runs = pd.read_csv(path, sep="\t")
+    summary = runs.groupby(["dataset", "method"], sort=False).agg(
+        n_seeds=("seed", "nunique"), ari_mean=("ari", "mean"), ari_sd=("ari", "std"), nmi_mean=("nmi", "mean"),
+        nmi_sd=("nmi", "std"), fit_seconds=("fit_seconds", "mean"))  # fmt: skip
+    summary["published"] = [PUBLISHED.get(index, "") for index in summary.index]
+    summary = summary.reset_index()
+    summary.to_csv(path.with_name(path.stem + ".summary.tsv"), sep="\t", index=False, float_format="%.4f")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())

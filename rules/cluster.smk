@@ -1,0 +1,39 @@
+rule cluster:
+    input:
+        h5ad=cluster_input,
+    output:
+        tsv="results/cluster/{dataset}/{method}/seed{seed}.tsv",
+        embedding="results/cluster/{dataset}/{method}/seed{seed}.embedding.npy",
+    log:
+        "logs/cluster/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/cluster/{dataset}/{method}/seed{seed}.tsv"
+    conda:
+        "../envs/scatlas.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        n_clusters=cluster_n_clusters,
+        params=cluster_method_params,
+        device=config["cluster"]["device"],
+    script:
+        "../scripts/cluster.py"
+
+
+rule cluster_scores:
+    input:
+        tsv=cluster_outputs("results/cluster/{dataset}/{method}/seed{seed}.tsv"),
+        truth=cluster_truth_inputs(),
+    output:
+        "results/cluster/scores.tsv",
+    log:
+        "logs/cluster_scores.log",
+    conda:
+        "../envs/scatlas.yaml"
+    params:
+        runs=cluster_runs(),
+        datasets=CLUSTER.get("datasets", {}),
+    script:
+        "../scripts/cluster_scores.py"

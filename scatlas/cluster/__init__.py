@@ -1,0 +1,115 @@
+"""Clustering of raw-count h5ad files: the methods registry behind ``scatlas cluster`` (SPEC §6).
+
+Methods: ``scdmac`` (:class:`scatlas.models.Scdmac`), ``pca-kmeans`` and ``leiden`` (scanpy baselines).
+``scsmd`` is part of the command-line contract but not implemented yet: asking for it is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import yaml
+
+from scatlas.cluster.data import CountMatrix, highly_variable, read_counts
+from scatlas.io import InputError, atomic_output
+
+log = logging.getLogger(__name__)
+
+METHODS = ("scdmac", "scsmd", "pca-kmeans", "leiden")
+NOT_IMPLEMENTED = {"scsmd": "scSMD is not implemented yet (a later issue); use scdmac, pca-kmeans or leiden"}
+
+
+def load_params(path: str | os.PathLike | None) -> dict:
+    """A method's parameters from a YAML mapping (``--config``); {} without a path."""
+    if path is None:
+        return {}
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(path, f"cannot read parameters ({err})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise InputError(path, "parameters must be a YAML mapping of name: value")
+    return values
+
+
+def cluster_counts(method: str, counts: sp.csr_matrix, n_clusters: int, seed: int = 0, device: str = "auto",
+                   params: dict | None = None, gene_names=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Cluster raw counts (cells × genes, no all-zero cells) with ``method``: (labels, embedding).
+
+    ``params``: the method's keyword parameters (for scdmac the fields of
+    :class:`~scatlas.models.ScdmacParams`); an unknown name raises ``KeyError``.
+    """
+    params = dict(params or {})
+    if method in NOT_IMPLEMENTED:
+        raise NotImplementedError(NOT_IMPLEMENTED[method])
+    if method == "scdmac":
+        from scatlas.models import Scdmac, ScdmacParams
+
+        settings = ScdmacParams.from_dict(params)
+        genes = highly_variable(counts, settings.n_top_genes)
+        model = Scdmac(n_clusters, settings, seed=seed, device=device)
+        model.fit(counts[:, genes], None if gene_names is None else np.asarray(gene_names)[genes])
+        return model.labels_, model.embedding_
+    from scatlas.cluster import baselines
+
+    function = {"pca-kmeans": baselines.pca_kmeans, "leiden": baselines.leiden}.get(method)
+    if function is None:
+        raise KeyError(f"unknown clustering method {method!r}; choose from {', '.join(METHODS)}")
+    known = set(function.__code__.co_varnames[3 : function.__code__.co_argcount])
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise KeyError(f"unknown {method} parameter(s): {', '.join(unknown)}")
+    return function(counts, n_clusters, seed=seed, **params)
+
+
+def embedding_path(output: str | os.PathLike) -> Path:
+    """OUT.tsv → OUT.embedding.npy (SPEC §6)."""
+    output = Path(output)
+    stem = output.name[: -len(".tsv")] if output.name.endswith(".tsv") else output.name
+    return output.with_name(f"{stem}.embedding.npy")
+
+
+def write_clusters(matrix: CountMatrix, labels: np.ndarray, embedding: np.ndarray, output: str | os.PathLike) -> None:
+    """OUT.tsv (``cell``, ``cluster``; every input cell in input order, NA for all-zero cells) and
+    OUT.embedding.npy (input cells × latent, NaN rows for all-zero cells), both written atomically."""
+    clusters = pd.array([pd.NA] * matrix.n_input_cells, dtype="Int64")
+    clusters[matrix.cell_index] = labels
+    full = np.full((matrix.n_input_cells, embedding.shape[1]), np.nan, dtype=np.float32)
+    full[matrix.cell_index] = embedding
+    with atomic_output(embedding_path(output)) as tmp_embedding, atomic_output(output) as tmp_table:
+        np.save(tmp_embedding, full)
+        pd.DataFrame({"cell": matrix.cell_names, "cluster": clusters}).to_csv(tmp_table, sep="\t", index=False)
+
+
+def run_clustering(method: str, input: str | os.PathLike, n_clusters: int, output: str | os.PathLike, seed: int = 0,
+                   device: str = "auto", config: str | os.PathLike | None = None,
+                   params: dict | None = None) -> np.ndarray:  # fmt: skip
+    """``scatlas cluster``: read IN.h5ad (raw counts), cluster, write OUT.tsv and OUT.embedding.npy.
+
+    The method's parameters come from the YAML file ``config`` and then ``params`` (which wins).
+
+    Returns the labels of the cells with counts. Bad input, unknown parameters and methods that are
+    not implemented raise :class:`~scatlas.io.InputError`; nothing is written then.
+    """
+    if method in NOT_IMPLEMENTED:
+        raise InputError(input, NOT_IMPLEMENTED[method])
+    params = {**load_params(config), **(params or {})}
+    matrix = read_counts(input, n_clusters)
+    try:
+        labels, embedding = cluster_counts(method, matrix.counts, n_clusters, seed, device, params, matrix.gene_names)
+    except (KeyError, TypeError) as err:
+        raise InputError(config or input, str(err).strip("'\"")) from None
+    except RuntimeError as err:
+        if "CUDA" not in str(err):
+            raise
+        raise InputError(input, str(err)) from None
+    write_clusters(matrix, labels, embedding, output)
+    log.info("%s: %d cells in %d clusters → %s", method, len(labels), len(np.unique(labels)), output)
+    return labels

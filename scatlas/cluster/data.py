@@ -1,0 +1,116 @@
+"""Reading a clustering input (an h5ad of raw counts) and the preprocessing every method shares."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+import scipy.sparse as sp
+
+from scatlas.io import InputError
+
+log = logging.getLogger(__name__)
+
+TARGET_SUM = 1e4  # counts per cell after normalization (scanpy / Seurat convention, scDMAC Eq. 1)
+
+
+@dataclass
+class CountMatrix:
+    """Raw counts of the cells and genes a method can use, and where they sit in the input.
+
+    ``counts``: cells × genes, CSR float32 raw counts (all-zero cells and genes removed);
+    ``cell_index``: positions of these cells among the input's cells (the others were all-zero);
+    ``n_input_cells``; ``cell_names`` of all input cells, in input order; ``gene_names`` of the kept genes.
+    """
+
+    counts: sp.csr_matrix
+    cell_index: np.ndarray
+    n_input_cells: int
+    cell_names: np.ndarray
+    gene_names: np.ndarray
+
+
+def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> CountMatrix:
+    """Read ``X`` of an h5ad as raw counts; drop all-zero cells and genes (with a logged note).
+
+    Raises :class:`~scatlas.io.InputError` when ``X`` holds negative, non-finite or non-integer values
+    (normalized or log-transformed data), when no cell has counts, or when ``n_clusters`` is not
+    between 1 and the number of cells with counts.
+    """
+    try:
+        adata = ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(path, f"not a readable h5ad file ({err})") from None
+    if adata.X is None or adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(path, "X is empty: need cells × genes raw counts")
+    counts = sp.csr_matrix(adata.X, dtype=np.float64)
+    values = counts.data
+    if not np.isfinite(values).all():
+        raise InputError(path, "X holds NaN or infinite values: need raw counts")
+    if (values < 0).any():
+        raise InputError(path, "X holds negative values (scaled data?): need raw counts")
+    if not np.array_equal(values, np.round(values)):
+        example = values[values != np.round(values)][0]
+        raise InputError(path, f"X holds non-integer values (e.g. {example:.4g}; normalized or log data?): "
+                               "need raw counts")  # fmt: skip
+    cell_totals = np.asarray(counts.sum(axis=1)).ravel()
+    gene_totals = np.asarray(counts.sum(axis=0)).ravel()
+    cell_index = np.flatnonzero(cell_totals > 0)
+    gene_index = np.flatnonzero(gene_totals > 0)
+    if cell_index.size == 0:
+        raise InputError(path, "every cell has zero counts")
+    if cell_index.size < adata.n_obs:
+        log.warning("%s: %d all-zero cell(s) left out of clustering (their cluster is NA)", path,
+                    adata.n_obs - cell_index.size)  # fmt: skip
+    if gene_index.size < adata.n_vars:
+        log.info("%s: %d all-zero gene(s) dropped", path, adata.n_vars - gene_index.size)
+    if n_clusters is not None and not 1 <= n_clusters <= cell_index.size:
+        raise InputError(path, f"--n-clusters {n_clusters} is not between 1 and the {cell_index.size} cells "
+                               "with counts")  # fmt: skip
+    return CountMatrix(
+        counts=counts[cell_index][:, gene_index].astype(np.float32).tocsr(),
+        cell_index=cell_index,
+        n_input_cells=adata.n_obs,
+        cell_names=np.asarray(adata.obs_names),
+        gene_names=np.asarray(adata.var_names)[gene_index],
+    )
+
+
+def log_normalize(counts: sp.spmatrix) -> sp.csr_matrix:
+    """log1p of counts per 10^4 (cells × genes, raw counts in, log-normalized out)."""
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(TARGET_SUM / totals) @ counts).log1p().astype(np.float32)
+
+
+def highly_variable(counts: sp.spmatrix, n_top_genes: int) -> np.ndarray:
+    """Indices of the ``n_top_genes`` most variable genes (scanpy's default 'seurat' flavour on log data).
+
+    Every gene is kept when there are no more than ``n_top_genes``.
+    """
+    if counts.shape[1] <= n_top_genes:
+        return np.arange(counts.shape[1])
+    adata = ad.AnnData(log_normalize(counts))
+    sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+    return np.flatnonzero(adata.var["highly_variable"].to_numpy())
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Per-gene z-score of a dense cells × genes matrix; constant genes become 0."""
+    mean = x.mean(axis=0)
+    sd = x.std(axis=0)
+    return ((x - mean) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
+
+
+def count_labels(path: str | os.PathLike, key: str = "label") -> int:
+    """Number of distinct non-missing values of ``obs[key]`` in an h5ad (the default K of a labelled set)."""
+    try:
+        obs = ad.read_h5ad(path, backed="r").obs
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(path, f"not a readable h5ad file ({err})") from None
+    if key not in obs.columns:
+        raise InputError(path, f"no obs column {key!r} to count clusters from; set n_clusters")
+    return int(obs[key].nunique(dropna=True))

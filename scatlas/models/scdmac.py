@@ -1,0 +1,371 @@
+"""scDMAC (seed 001; SPEC §2.1): fit / predict / save / load around the modules of :mod:`scatlas.nn.scdmac`.
+
+Training runs in three stages on the highly variable genes' raw counts:
+
+1. ZINB denoising autoencoder on the counts (input: z-scored log1p per 10^4, target: counts with
+   size factors); denoised matrix X_z = log1p of its mean head (per-10^4 scale), z-scored per gene.
+2. Masking autoencoder on X_z: training-time augmentations (genes zeroed, Gaussian noise, swaps with
+   cosine-kNN neighbours), then gene-wise shuffle + Bernoulli mask; loss (1 − γ_m) L_rec + γ_m L_mask.
+3. Clustering: centres from K-means on the embedding Z, then the total loss
+   α L_ZINB + β L_mae + φ L_wkm + θ L_KL, with the centres (Eq. 17) and the DEC target recomputed on
+   all cells once per epoch. Labels = argmax of the Student-t assignment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.cluster import KMeans
+from sklearn.neighbors import NearestNeighbors
+
+from scatlas.cluster.data import TARGET_SUM, log_normalize, standardize
+from scatlas.nn.clustering import (
+    dec_target,
+    inflate,
+    kl_divergence,
+    soft_kmeans_loss,
+    squared_distances,
+    student_t_assignment,
+    weighted_centres,
+)
+from scatlas.nn.scdmac import MaskingAutoencoder, ZINBAutoencoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScdmacParams:
+    """Hyper-parameters; defaults = the paper's optima where it gives them (seed 001 §3.3), else its relatives'."""
+
+    n_top_genes: int = 2000  # highly variable genes modelled
+    # stage 1: ZINB denoising autoencoder (DCA / scDeepCluster layout)
+    denoise: bool = True  # False = ablation scDMAC-Z: the masking AE sees log1p-normalized counts
+    zinb_hidden: list[int] = field(default_factory=lambda: [256, 64])
+    zinb_latent: int = 32
+    zinb_input_noise: float = 1.0  # sd of Gaussian noise on the z-scored input while denoising
+    zinb_ridge: float = 0.0  # ridge on the drop-out probability (DCA default 0)
+    zinb_epochs: int = 20
+    # stage 2: masking autoencoder
+    mae_hidden: list[int] = field(default_factory=lambda: [256, 128])
+    latent: int = 32  # embedding size; the paper uses 10–32
+    mask_ratio: float = 0.25  # Bernoulli p_j of the gene-wise mask; optimum 0.2–0.3
+    masked_weight: float = 0.7  # λ on masked entries (1 − λ elsewhere); optimum ≈ 0.7
+    weighted_reconstruction: bool = True  # False = ablation scDMAC-W: plain MSE
+    mask_predictor: bool = True  # False = ablation scDMAC-P: no mask predictor, no BCE term
+    mask_loss_weight: float = 0.65  # γ_m; optimum ≈ 0.65
+    gene_zero_rate: float = 0.1  # augmentation: share of entries set to zero
+    noise_variance: float = 0.6  # augmentation: Gaussian noise variance (on the z-scored scale)
+    neighbour_swap_rate: float = 0.2  # augmentation: share of entries taken from a kNN neighbour
+    n_neighbours: int = 15  # cosine kNN graph for the swaps
+    mae_epochs: int = 30
+    # stage 3: clustering
+    inflation: float = 2.0  # r of the weighted soft K-means (1 = no sharpening)
+    student_t_dof: float = 1.0
+    alpha: float = 1.0  # weight of L_ZINB
+    beta: float = 1.0  # weight of L_mae
+    phi: float = 0.1  # weight of the weighted soft K-means loss
+    theta: float = 0.1  # weight of KL(P || Q)
+    # Joint refinement with the total loss. 0 by default: on zeisel (seed 0, 30 masking epochs) 10 epochs
+    # of it lowered the ARI from 0.742 (K-means centres, Student-t argmax) to 0.386 — see the report.
+    cluster_epochs: int = 0
+    kmeans_n_init: int = 20
+    # optimisation
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    cluster_learning_rate: float = 1e-4
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> ScdmacParams:
+        """Parameters from a mapping; an unknown key raises ``KeyError`` naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise KeyError(f"{source}: unknown scDMAC parameter(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def choose_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA device is available")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int):
+    """Seed torch and make its algorithms deterministic for the duration; restore the setting afterwards."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+class Scdmac:
+    """scDMAC clustering of raw counts.
+
+    Parameters
+    ----------
+    n_clusters
+        Number of clusters k.
+    params
+        :class:`ScdmacParams`; defaults when None.
+    seed
+        Fixes every random choice (weights, batches, masks, augmentations, K-means).
+    device
+        ``auto``, ``cpu`` or ``cuda``. On CUDA the networks run under bfloat16 autocast; losses in float32.
+    """
+
+    def __init__(self, n_clusters: int, params: ScdmacParams | None = None, seed: int = 0, device: str = "auto"):
+        self.n_clusters = n_clusters
+        self.params = params or ScdmacParams()
+        self.seed = seed
+        self.device = choose_device(device)
+        self.gene_names: np.ndarray | None = None
+        self.denoiser: ZINBAutoencoder | None = None
+        self.mae: MaskingAutoencoder | None = None
+        self.centres: torch.Tensor | None = None
+        self.history: list[dict] = []
+
+    # ---------------------------------------------------------------- helpers
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _batches(self, n: int, generator: torch.Generator):
+        order = torch.randperm(n, generator=generator)
+        size = self.params.batch_size
+        # the last partial batch joins the previous one: a batch of 1–2 cells makes BatchNorm-free
+        # layers fine but gives the DEC/K-means terms a meaningless cluster-frequency estimate
+        starts = list(range(0, n, size))
+        if len(starts) > 1 and n - starts[-1] < size // 2:
+            starts.pop()
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else n
+            yield order[start:end].to(self.device)
+
+    def _inputs(self, counts: sp.csr_matrix):
+        """Tensors of the network inputs: z-scored log1p per 10^4, raw counts, size factors (library / 10^4)."""
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+        x = standardize(log_normalize(counts).toarray())
+        device = self.device
+        return (torch.from_numpy(x).to(device), torch.from_numpy(counts.toarray()).to(device),
+                torch.from_numpy((totals / TARGET_SUM).astype(np.float32)).to(device))  # fmt: skip
+
+    @torch.no_grad()
+    def _denoised(self, x: torch.Tensor, size_factors: torch.Tensor) -> torch.Tensor:
+        """X_z: log1p of the denoiser's mean head (per-10^4 scale), z-scored per gene; cells × genes."""
+        self.denoiser.eval()
+        out = []
+        for start in range(0, x.shape[0], 4096):
+            with self._autocast():
+                mean_normalized = self.denoiser(x[start : start + 4096], size_factors[start : start + 4096])[0]
+            out.append(torch.log1p(mean_normalized.float()))
+        log_mean = torch.cat(out)
+        sd = log_mean.std(dim=0, unbiased=False)
+        return (log_mean - log_mean.mean(dim=0)) / torch.where(sd > 0, sd, torch.ones_like(sd))
+
+    @torch.no_grad()
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        self.mae.eval()
+        out = []
+        for start in range(0, x.shape[0], 4096):
+            with self._autocast():
+                out.append(self.mae.encoder(x[start : start + 4096]).float())
+        return torch.cat(out)
+
+    def _perturb(self, x: torch.Tensor, neighbours: torch.Tensor, batch: torch.Tensor, generator: torch.Generator):
+        """Augment, then shuffle each gene across the batch's cells and mask: returns (X_M, M)."""
+        p = self.params
+        n, g = x.shape
+        augmented = x
+        if p.neighbour_swap_rate > 0:
+            pick = torch.randint(neighbours.shape[1], (n,), generator=generator).to(self.device)
+            neighbour_rows = self._x_mae[neighbours[batch, pick]]
+            swap = torch.rand(n, g, generator=generator).to(self.device) < p.neighbour_swap_rate
+            augmented = torch.where(swap, neighbour_rows, augmented)
+        if p.noise_variance > 0:
+            noise = torch.randn(n, g, generator=generator).to(self.device)
+            augmented = augmented + noise * p.noise_variance**0.5
+        if p.gene_zero_rate > 0:
+            keep = torch.rand(n, g, generator=generator).to(self.device) >= p.gene_zero_rate
+            augmented = augmented * keep
+        # gene-wise shuffle: each column permuted independently across the batch's cells
+        shuffle = torch.argsort(torch.rand(n, g, generator=generator), dim=0).to(self.device)
+        shuffled = torch.gather(augmented, 0, shuffle)
+        mask = (torch.rand(n, g, generator=generator) < p.mask_ratio).float().to(self.device)
+        return mask * shuffled + (1.0 - mask) * augmented, mask
+
+    def _mae_loss(self, target, neighbours, batch, generator):
+        p = self.params
+        x_masked, mask = self._perturb(target, neighbours, batch, generator)
+        with self._autocast():
+            return self.mae.loss(x_masked, target, mask, p.masked_weight if p.weighted_reconstruction else None,
+                                 p.mask_loss_weight)  # fmt: skip
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, counts: sp.spmatrix, gene_names=None) -> Scdmac:
+        """Train on ``counts`` (cells × genes raw counts of the genes to model, no all-zero cells)."""
+        p = self.params
+        counts = sp.csr_matrix(counts, dtype=np.float32)
+        self.gene_names = np.asarray(gene_names) if gene_names is not None else np.arange(counts.shape[1]).astype(str)
+        n_cells, n_genes = counts.shape
+        started = time.perf_counter()
+        with deterministic(self.seed):
+            generator = torch.Generator().manual_seed(self.seed)
+            x, y, size_factors = self._inputs(counts)
+            self.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise,
+                                            p.zinb_ridge).to(self.device)  # fmt: skip
+            self.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor).to(self.device)
+            if p.denoise:
+                self._fit_denoiser(x, y, size_factors, generator)
+                self._x_mae = self._denoised(x, size_factors)
+            else:
+                self._x_mae = x
+            neighbours = self._neighbours(self._x_mae)
+            self._fit_mae(neighbours, generator)
+            self._fit_clusters(x, y, size_factors, neighbours, generator)
+            self.embedding_ = self._embed(self._x_mae).cpu().numpy()
+            self.labels_ = self._assign(torch.from_numpy(self.embedding_).to(self.device)).cpu().numpy()
+        self.fit_seconds_ = time.perf_counter() - started
+        log.info("scDMAC fit: %d cells × %d genes, k = %d, %.1f s on %s", n_cells, n_genes, self.n_clusters,
+                 self.fit_seconds_, self.device)  # fmt: skip
+        del self._x_mae
+        return self
+
+    def _neighbours(self, x: torch.Tensor) -> torch.Tensor:
+        k = min(self.params.n_neighbours, x.shape[0] - 1)
+        if k < 1:
+            return torch.arange(x.shape[0], device=self.device).reshape(-1, 1)
+        index = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(x.cpu().numpy())
+        found = index.kneighbors(return_distance=False)  # excludes each cell itself
+        return torch.from_numpy(found[:, :k]).to(self.device)
+
+    def _fit_denoiser(self, x, y, size_factors, generator):
+        p = self.params
+        optimizer = torch.optim.Adam(self.denoiser.parameters(), lr=p.learning_rate)
+        for epoch in range(p.zinb_epochs):
+            self.denoiser.train()
+            total, batches = 0.0, 0
+            for batch in self._batches(x.shape[0], generator):
+                with self._autocast():
+                    loss = self.denoiser.nll(x[batch], y[batch], size_factors[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total, batches = total + loss.item(), batches + 1
+            self._progress("denoise", epoch, p.zinb_epochs, zinb=total / batches)
+
+    def _fit_mae(self, neighbours, generator):
+        p = self.params
+        optimizer = torch.optim.Adam(self.mae.parameters(), lr=p.learning_rate)
+        for epoch in range(p.mae_epochs):
+            self.mae.train()
+            total, batches = 0.0, 0
+            for batch in self._batches(self._x_mae.shape[0], generator):
+                loss, _ = self._mae_loss(self._x_mae[batch], neighbours, batch, generator)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total, batches = total + loss.item(), batches + 1
+            self._progress("mask", epoch, p.mae_epochs, mae=total / batches)
+
+    def _fit_clusters(self, x, y, size_factors, neighbours, generator):
+        p = self.params
+        z = self._embed(self._x_mae)
+        kmeans = KMeans(self.n_clusters, n_init=p.kmeans_n_init, random_state=self.seed).fit(z.cpu().numpy())
+        self.centres = torch.from_numpy(kmeans.cluster_centers_.astype(np.float32)).to(self.device)
+        if p.cluster_epochs == 0:
+            return
+        parameters = list(self.mae.parameters())
+        if p.denoise and p.alpha > 0:
+            parameters += list(self.denoiser.parameters())
+        optimizer = torch.optim.Adam(parameters, lr=p.cluster_learning_rate)
+        for epoch in range(p.cluster_epochs):
+            if epoch > 0 and p.denoise and p.alpha > 0:  # the denoiser keeps learning: refresh its output
+                self._x_mae = self._denoised(x, size_factors)
+            # Eq. 17 centres and the DEC target from all cells, fixed for the epoch
+            z = self._embed(self._x_mae)
+            if epoch > 0:
+                self.centres = weighted_centres(z, inflate(torch.softmax(-squared_distances(z, self.centres), 1),
+                                                           p.inflation))  # fmt: skip
+            target = dec_target(student_t_assignment(z, self.centres, p.student_t_dof))
+            self.mae.train()
+            sums = dict.fromkeys(("zinb", "mae", "wkm", "kl"), 0.0)
+            batches = 0
+            for batch in self._batches(x.shape[0], generator):
+                losses = {"mae": self._mae_loss(self._x_mae[batch], neighbours, batch, generator)[0]}
+                if p.denoise and p.alpha > 0:
+                    self.denoiser.train()
+                    with self._autocast():
+                        losses["zinb"] = self.denoiser.nll(x[batch], y[batch], size_factors[batch])
+                with self._autocast():
+                    z_batch = self.mae.encoder(self._x_mae[batch]).float()
+                losses["wkm"] = soft_kmeans_loss(z_batch, self.centres, p.inflation)
+                losses["kl"] = kl_divergence(target[batch], student_t_assignment(z_batch, self.centres,
+                                                                                 p.student_t_dof))  # fmt: skip
+                weights = {"zinb": p.alpha, "mae": p.beta, "wkm": p.phi, "kl": p.theta}
+                loss = sum(weights[name] * value for name, value in losses.items())
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                for name, value in losses.items():
+                    sums[name] += value.item()
+                batches += 1
+            self._progress("cluster", epoch, p.cluster_epochs, **{k: v / batches for k, v in sums.items()})
+
+    def _assign(self, z: torch.Tensor) -> torch.Tensor:
+        return student_t_assignment(z, self.centres, self.params.student_t_dof).argmax(dim=1)
+
+    def _progress(self, stage: str, epoch: int, epochs: int, **losses):
+        self.history.append({"stage": stage, "epoch": epoch, **losses})
+        if epoch == epochs - 1 or (epoch + 1) % 10 == 0:
+            log.info("%s epoch %d/%d %s", stage, epoch + 1, epochs, " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+
+    # ---------------------------------------------------------- predict / io
+    @torch.no_grad()
+    def transform(self, counts: sp.spmatrix) -> np.ndarray:
+        """Embedding Z (cells × latent) of new cells' raw counts over the fitted genes (same order)."""
+        x, _, size_factors = self._inputs(sp.csr_matrix(counts, dtype=np.float32))
+        x_mae = self._denoised(x, size_factors) if self.params.denoise else x
+        return self._embed(x_mae).cpu().numpy()
+
+    @torch.no_grad()
+    def predict(self, counts: sp.spmatrix) -> np.ndarray:
+        """Cluster of each cell (argmax of the Student-t assignment to the fitted centres)."""
+        return self._assign(torch.from_numpy(self.transform(counts)).to(self.device)).cpu().numpy()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """State dicts, centres, parameters, seed and gene names in one torch file."""
+        torch.save({"n_clusters": self.n_clusters, "params": dataclasses.asdict(self.params), "seed": self.seed,
+                    "gene_names": list(self.gene_names), "denoiser": self.denoiser.state_dict(),
+                    "mae": self.mae.state_dict(), "centres": self.centres.cpu()}, path)  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "auto") -> Scdmac:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = cls(state["n_clusters"], ScdmacParams(**state["params"]), state["seed"], device)
+        p, n_genes = model.params, len(state["gene_names"])
+        model.gene_names = np.asarray(state["gene_names"])
+        model.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise, p.zinb_ridge)
+        model.denoiser.load_state_dict(state["denoiser"])
+        model.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor)
+        model.mae.load_state_dict(state["mae"])
+        model.denoiser.to(model.device)
+        model.mae.to(model.device)
+        model.centres = state["centres"].to(model.device)
+        return model

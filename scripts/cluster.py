@@ -1,0 +1,16 @@
+from _common import setup
+
+log = setup(snakemake)
+
+from scatlas.cluster import run_clustering  # noqa: E402
+
+labels = run_clustering(
+    snakemake.wildcards.method,
+    snakemake.input.h5ad,
+    snakemake.params.n_clusters,
+    snakemake.output.tsv,
+    seed=int(snakemake.wildcards.seed),
+    device=snakemake.params.device,
+    params=snakemake.params.params,
+)
+log.info("%s seed %s: %d cells clustered", snakemake.wildcards.method, snakemake.wildcards.seed, len(labels))

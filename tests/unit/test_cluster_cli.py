@@ -1,0 +1,98 @@
+"""``scatlas cluster`` / ``scatlas score`` on real labelled data, and their errors on bad input."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from conftest import SHARED
+
+from scatlas.cli import main
+
+DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
+
+
+@pytest.fixture(scope="module")
+def deng() -> ad.AnnData:
+    if not DENG.exists():
+        pytest.fail(f"shared benchmark data not found at {DENG} (set SCATLAS_SHARED)")
+    return ad.read_h5ad(DENG)
+
+
+def test_pca_kmeans_writes_every_cell_and_scores_real_stages(deng, tmp_path, capsys):
+    out = tmp_path / "deng.tsv"
+    assert main(["cluster", "--method", "pca-kmeans", "--input", str(DENG), "--n-clusters", "5",
+                 "--output", str(out)]) == 0  # fmt: skip
+    table = pd.read_csv(out, sep="\t")
+    assert table["cell"].tolist() == deng.obs_names.tolist()
+    assert np.load(tmp_path / "deng.embedding.npy").shape[0] == deng.n_obs
+    capsys.readouterr()
+    assert main(["score", "--labels", str(out), "--truth", str(DENG)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) == {"ari", "nmi", "acc", "silhouette", "n_cells"}
+    assert scores["n_cells"] == 133
+    # the 2-cell stages vs the blastocysts separate; early/mid/late 2-cell blur for a plain baseline
+    assert scores["ari"] > 0.2 and scores["acc"] > 0.5
+
+
+def test_score_of_the_truth_itself_is_perfect(deng, tmp_path, capsys):
+    out = tmp_path / "truth.tsv"
+    truth = pd.DataFrame({"cell": deng.obs_names, "cluster": deng.obs["label_code"].to_numpy()})
+    truth.to_csv(out, sep="\t", index=False)
+    assert main(["score", "--labels", str(out), "--truth", str(DENG)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["ari"] == pytest.approx(1.0) and scores["acc"] == pytest.approx(1.0)
+    assert scores["silhouette"] is None  # no embedding beside the table
+
+
+def write(tmp_path, x, name="bad.h5ad"):
+    path = tmp_path / name
+    ad.AnnData(sp.csr_matrix(np.asarray(x, dtype=np.float32))).write_h5ad(path)
+    return path
+
+
+def run_cluster(path, k, tmp_path, method="pca-kmeans"):
+    return main(["cluster", "--method", method, "--input", str(path), "--n-clusters", str(k),
+                 "--output", str(tmp_path / "out.tsv")])  # fmt: skip
+
+
+def test_normalized_input_is_refused_naming_the_file(deng, tmp_path, capsys):
+    x = deng.X.toarray()
+    lognorm = np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4)
+    path = write(tmp_path, lognorm)
+    assert run_cluster(path, 5, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"scatlas cluster: error: {path}: X holds non-integer values") and err.count("\n") == 1
+    assert not (tmp_path / "out.tsv").exists()
+
+
+def test_too_many_clusters_is_refused(deng, tmp_path, capsys):
+    assert run_cluster(DENG, 134, tmp_path) == 2
+    assert "--n-clusters 134 is not between 1 and the 133 cells" in capsys.readouterr().err
+    assert not (tmp_path / "out.tsv").exists()
+
+
+def test_all_zero_cells_and_genes_are_left_out_and_marked_na(deng, tmp_path):
+    x = deng.X.toarray()[:60, :3000]
+    x[5] = 0  # an empty droplet
+    x[:, 10] = 0  # a gene seen in no cell
+    path = write(tmp_path, x)
+    assert run_cluster(path, 3, tmp_path) == 0
+    table = pd.read_csv(tmp_path / "out.tsv", sep="\t")
+    assert len(table) == 60 and table["cluster"].isna().tolist() == [i == 5 for i in range(60)]
+    assert np.isnan(np.load(tmp_path / "out.embedding.npy")[5]).all()
+
+
+def test_scsmd_is_a_clear_not_implemented_error(tmp_path, capsys):
+    assert run_cluster(DENG, 5, tmp_path, method="scsmd") == 2
+    assert "scSMD is not implemented yet" in capsys.readouterr().err
+
+
+def test_unknown_parameter_names_the_config(tmp_path, capsys):
+    config = tmp_path / "params.yaml"
+    config.write_text("mask_ration: 0.3\n")
+    assert main(["cluster", "--method", "scdmac", "--input", str(DENG), "--n-clusters", "5", "--config", str(config),
+                 "--output", str(tmp_path / "out.tsv")]) == 2  # fmt: skip
+    assert f"{config}: " in capsys.readouterr().err
