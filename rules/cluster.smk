@@ -1,6 +1,8 @@
-rule cluster:
+rule cluster_deep:
+    """Deep clustering models (trained; a GPU in profiles/slurm)."""
     input:
         h5ad=cluster_input,
+        code=cluster_code,
     output:
         tsv="results/cluster/{dataset}/{method}/seed{seed}.tsv",
         embedding="results/cluster/{dataset}/{method}/seed{seed}.embedding.npy",
@@ -8,18 +10,28 @@ rule cluster:
         "logs/cluster/{dataset}/{method}/seed{seed}.log",
     benchmark:
         "results/benchmarks/cluster/{dataset}/{method}/seed{seed}.tsv"
+    wildcard_constraints:
+        method="|".join(DEEP_METHODS),
     conda:
         "../envs/scatlas.yaml"
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=60,
+        runtime=120,
     params:
         n_clusters=cluster_n_clusters,
         params=cluster_method_params,
         device=config["cluster"]["device"],
     script:
         "../scripts/cluster.py"
+
+
+use rule cluster_deep as cluster_baseline with:
+    wildcard_constraints:
+        method="|".join(BASELINE_METHODS),
+    resources:
+        mem_mb=8000,
+        runtime=60,
 
 
 rule cluster_scores:

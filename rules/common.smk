@@ -154,6 +154,22 @@ def de_outputs():
 
 # ---- cluster: methods × datasets × seeds (config section `cluster`) ----
 CLUSTER = config.get("cluster", {})
+DEEP_METHODS = ["scdmac", "scsmd"]
+BASELINE_METHODS = ["pca-kmeans", "leiden"]
+# The package files (under scatlas/) each method's results depend on. They are inputs of its jobs:
+# editing a model's code reruns that model's jobs and nothing else.
+CLUSTER_CODE = {
+    "shared": ["cluster/__init__.py", "cluster/data.py"],
+    "scdmac": [
+        "models/scdmac.py",
+        "nn/scdmac.py",
+        "nn/clustering.py",
+        "nn/count_likelihood.py",
+    ],
+    "scsmd": [],
+    "pca-kmeans": ["cluster/baselines.py"],
+    "leiden": ["cluster/baselines.py"],
+}
 
 
 def cluster_runs():
@@ -168,6 +184,11 @@ def cluster_runs():
 
 def cluster_outputs(pattern):
     return [pattern.format(**run) for run in cluster_runs()]
+
+
+def cluster_code(wildcards):
+    files = CLUSTER_CODE["shared"] + CLUSTER_CODE[wildcards.method]
+    return [f"{workflow.basedir}/scatlas/{name}" for name in files]
 
 
 def cluster_input(wildcards):

@@ -12,5 +12,6 @@ labels = run_clustering(
     seed=int(snakemake.wildcards.seed),
     device=snakemake.params.device,
     params=snakemake.params.params,
+    threads=snakemake.threads,
 )
 log.info("%s seed %s: %d cells clustered", snakemake.wildcards.method, snakemake.wildcards.seed, len(labels))

@@ -89,11 +89,12 @@ def write_clusters(matrix: CountMatrix, labels: np.ndarray, embedding: np.ndarra
 
 
 def run_clustering(method: str, input: str | os.PathLike, n_clusters: int, output: str | os.PathLike, seed: int = 0,
-                   device: str = "auto", config: str | os.PathLike | None = None,
-                   params: dict | None = None) -> np.ndarray:  # fmt: skip
+                   device: str = "auto", config: str | os.PathLike | None = None, params: dict | None = None,
+                   threads: int | None = None) -> np.ndarray:  # fmt: skip
     """``scatlas cluster``: read IN.h5ad (raw counts), cluster, write OUT.tsv and OUT.embedding.npy.
 
     The method's parameters come from the YAML file ``config`` and then ``params`` (which wins).
+    ``threads``: CPU threads of torch (default: torch's choice, every core).
 
     Returns the labels of the cells with counts. Bad input, unknown parameters and methods that are
     not implemented raise :class:`~scatlas.io.InputError`; nothing is written then.
@@ -101,6 +102,10 @@ def run_clustering(method: str, input: str | os.PathLike, n_clusters: int, outpu
     if method in NOT_IMPLEMENTED:
         raise InputError(input, NOT_IMPLEMENTED[method])
     params = {**load_params(config), **(params or {})}
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     matrix = read_counts(input, n_clusters)
     try:
         labels, embedding = cluster_counts(method, matrix.counts, n_clusters, seed, device, params, matrix.gene_names)
