@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 
-from scatlas.cluster.data import CountMatrix, highly_variable, read_counts
+from scatlas.cluster.data import CountMatrix, read_counts
 from scatlas.io import InputError, atomic_output
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,8 @@ def cluster_counts(method: str, counts: sp.csr_matrix, n_clusters: int, seed: in
     if method == "scdmac":
         from scatlas.models import Scdmac, ScdmacParams
 
-        settings = ScdmacParams.from_dict(params)
-        genes = highly_variable(counts, settings.n_top_genes)
-        model = Scdmac(n_clusters, settings, seed=seed, device=device)
-        model.fit(counts[:, genes], None if gene_names is None else np.asarray(gene_names)[genes])
+        model = Scdmac(n_clusters, ScdmacParams.from_dict(params), seed=seed, device=device)
+        model.fit(counts, gene_names)
         return model.labels_, model.embedding_
     from scatlas.cluster import baselines
 

@@ -26,7 +26,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from scatlas.cluster.data import TARGET_SUM, log_normalize, standardize
+from scatlas.cluster.data import TARGET_SUM, highly_variable, standardize
 from scatlas.nn.clustering import (
     dec_target,
     inflate,
@@ -53,6 +53,7 @@ class ScdmacParams:
     zinb_input_noise: float = 1.0  # sd of Gaussian noise on the z-scored input while denoising
     zinb_ridge: float = 0.0  # ridge on the drop-out probability (DCA default 0)
     zinb_epochs: int = 20
+    denoised_scaling: str = "observed"  # X_z z-scored with the observed log data's gene mean/sd, or its "own"
     # stage 2: masking autoencoder
     mae_hidden: list[int] = field(default_factory=lambda: [256, 128])
     latent: int = 32  # embedding size; the paper uses 10–32
@@ -78,6 +79,7 @@ class ScdmacParams:
     cluster_epochs: int = 0
     kmeans_n_init: int = 20
     # optimisation
+    min_steps: int = 300  # each training stage takes at least this many optimizer steps (small sets: more epochs)
     batch_size: int = 256
     learning_rate: float = 1e-3
     cluster_learning_rate: float = 1e-4
@@ -150,24 +152,43 @@ class Scdmac:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _batches(self, n: int, generator: torch.Generator):
-        order = torch.randperm(n, generator=generator)
+    def _batch_starts(self, n: int) -> list[int]:
         size = self.params.batch_size
-        # the last partial batch joins the previous one: a batch of 1–2 cells makes BatchNorm-free
-        # layers fine but gives the DEC/K-means terms a meaningless cluster-frequency estimate
+        # the last partial batch joins the previous one: a batch of 1–2 cells gives the DEC/K-means
+        # terms a meaningless cluster-frequency estimate
         starts = list(range(0, n, size))
         if len(starts) > 1 and n - starts[-1] < size // 2:
             starts.pop()
+        return starts
+
+    def _epochs(self, epochs: int, n: int) -> int:
+        """``epochs``, or more when that many epochs of ``n`` cells are fewer than ``min_steps`` steps."""
+        return max(epochs, -(-self.params.min_steps // len(self._batch_starts(n))))
+
+    def _batches(self, n: int, generator: torch.Generator):
+        order = torch.randperm(n, generator=generator)
+        starts = self._batch_starts(n)
         for i, start in enumerate(starts):
             end = starts[i + 1] if i + 1 < len(starts) else n
             yield order[start:end].to(self.device)
 
-    def _inputs(self, counts: sp.csr_matrix):
-        """Tensors of the network inputs: z-scored log1p per 10^4, raw counts, size factors (library / 10^4)."""
+    def _inputs(self, counts: sp.spmatrix):
+        """Network inputs from raw counts of all the fitted input's genes: z-scored log1p per 10^4 of the
+        modelled genes, their raw counts, size factors (library size over *all* genes / 10^4)."""
+        counts = sp.csr_matrix(counts, dtype=np.float32)
+        if counts.shape[1] != self.n_input_genes_:
+            raise ValueError(f"counts have {counts.shape[1]} genes; the model was fitted on {self.n_input_genes_}")
         totals = np.asarray(counts.sum(axis=1)).ravel()
-        x = standardize(log_normalize(counts).toarray())
+        counts = counts[:, self.genes_].toarray()
+        logged = np.log1p(counts * (TARGET_SUM / totals)[:, None])
+        sd = logged.std(axis=0)
+        # per-gene mean and sd of the observed log data: the denoised matrix is put on the same scale
+        self._scale = (torch.from_numpy(logged.mean(axis=0)).to(self.device),
+                       torch.from_numpy(np.where(sd > 0, sd, 1.0).astype(np.float32)).to(self.device))  # fmt: skip
+        x = standardize(logged)
         device = self.device
-        return (torch.from_numpy(x).to(device), torch.from_numpy(counts.toarray()).to(device),
+        self._observed_zero = torch.from_numpy(counts == 0).to(device)
+        return (torch.from_numpy(x).to(device), torch.from_numpy(counts).to(device),
                 torch.from_numpy((totals / TARGET_SUM).astype(np.float32)).to(device))  # fmt: skip
 
     @torch.no_grad()
@@ -180,6 +201,12 @@ class Scdmac:
                 mean_normalized = self.denoiser(x[start : start + 4096], size_factors[start : start + 4096])[0]
             out.append(torch.log1p(mean_normalized.float()))
         log_mean = torch.cat(out)
+        if self.params.denoised_scaling == "zeros":
+            mean, sd = self._scale
+            return torch.where(self._observed_zero, (log_mean - mean.float()) / sd, x)
+        if self.params.denoised_scaling == "observed":
+            mean, sd = self._scale
+            return (log_mean - mean.float()) / sd
         sd = log_mean.std(dim=0, unbiased=False)
         return (log_mean - log_mean.mean(dim=0)) / torch.where(sd > 0, sd, torch.ones_like(sd))
 
@@ -225,11 +252,17 @@ class Scdmac:
 
     # -------------------------------------------------------------------- fit
     def fit(self, counts: sp.spmatrix, gene_names=None) -> Scdmac:
-        """Train on ``counts`` (cells × genes raw counts of the genes to model, no all-zero cells)."""
+        """Train on ``counts``: cells × genes raw counts of every gene (no all-zero cells).
+
+        The ``n_top_genes`` highly variable genes are modelled; library sizes count all genes.
+        """
         p = self.params
         counts = sp.csr_matrix(counts, dtype=np.float32)
-        self.gene_names = np.asarray(gene_names) if gene_names is not None else np.arange(counts.shape[1]).astype(str)
-        n_cells, n_genes = counts.shape
+        self.n_input_genes_ = counts.shape[1]
+        self.genes_ = highly_variable(counts, p.n_top_genes)
+        names = np.asarray(gene_names) if gene_names is not None else np.arange(counts.shape[1]).astype(str)
+        self.gene_names = names[self.genes_]
+        n_cells, n_genes = counts.shape[0], len(self.genes_)
         started = time.perf_counter()
         with deterministic(self.seed):
             generator = torch.Generator().manual_seed(self.seed)
@@ -264,7 +297,8 @@ class Scdmac:
     def _fit_denoiser(self, x, y, size_factors, generator):
         p = self.params
         optimizer = torch.optim.Adam(self.denoiser.parameters(), lr=p.learning_rate)
-        for epoch in range(p.zinb_epochs):
+        epochs = self._epochs(p.zinb_epochs, x.shape[0])
+        for epoch in range(epochs):
             self.denoiser.train()
             total, batches = 0.0, 0
             for batch in self._batches(x.shape[0], generator):
@@ -274,12 +308,13 @@ class Scdmac:
                 loss.backward()
                 optimizer.step()
                 total, batches = total + loss.item(), batches + 1
-            self._progress("denoise", epoch, p.zinb_epochs, zinb=total / batches)
+            self._progress("denoise", epoch, epochs, zinb=total / batches)
 
     def _fit_mae(self, neighbours, generator):
         p = self.params
         optimizer = torch.optim.Adam(self.mae.parameters(), lr=p.learning_rate)
-        for epoch in range(p.mae_epochs):
+        epochs = self._epochs(p.mae_epochs, self._x_mae.shape[0])
+        for epoch in range(epochs):
             self.mae.train()
             total, batches = 0.0, 0
             for batch in self._batches(self._x_mae.shape[0], generator):
@@ -288,7 +323,7 @@ class Scdmac:
                 loss.backward()
                 optimizer.step()
                 total, batches = total + loss.item(), batches + 1
-            self._progress("mask", epoch, p.mae_epochs, mae=total / batches)
+            self._progress("mask", epoch, epochs, mae=total / batches)
 
     def _fit_clusters(self, x, y, size_factors, neighbours, generator):
         p = self.params
@@ -345,8 +380,8 @@ class Scdmac:
     # ---------------------------------------------------------- predict / io
     @torch.no_grad()
     def transform(self, counts: sp.spmatrix) -> np.ndarray:
-        """Embedding Z (cells × latent) of new cells' raw counts over the fitted genes (same order)."""
-        x, _, size_factors = self._inputs(sp.csr_matrix(counts, dtype=np.float32))
+        """Embedding Z (cells × latent) of new cells' raw counts over the fitted input's genes (same order)."""
+        x, _, size_factors = self._inputs(counts)
         x_mae = self._denoised(x, size_factors) if self.params.denoise else x
         return self._embed(x_mae).cpu().numpy()
 
@@ -356,9 +391,10 @@ class Scdmac:
         return self._assign(torch.from_numpy(self.transform(counts)).to(self.device)).cpu().numpy()
 
     def save(self, path: str | os.PathLike) -> None:
-        """State dicts, centres, parameters, seed and gene names in one torch file."""
+        """State dicts, centres, parameters, seed and the modelled genes in one torch file."""
         torch.save({"n_clusters": self.n_clusters, "params": dataclasses.asdict(self.params), "seed": self.seed,
-                    "gene_names": [str(g) for g in self.gene_names], "denoiser": self.denoiser.state_dict(),
+                    "gene_names": [str(g) for g in self.gene_names], "genes": torch.from_numpy(self.genes_),
+                    "n_input_genes": self.n_input_genes_, "denoiser": self.denoiser.state_dict(),
                     "mae": self.mae.state_dict(), "centres": self.centres.cpu()}, path)  # fmt: skip
 
     @classmethod
@@ -367,6 +403,7 @@ class Scdmac:
         model = cls(state["n_clusters"], ScdmacParams(**state["params"]), state["seed"], device)
         p, n_genes = model.params, len(state["gene_names"])
         model.gene_names = np.asarray(state["gene_names"])
+        model.genes_, model.n_input_genes_ = state["genes"].numpy(), state["n_input_genes"]
         model.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise, p.zinb_ridge)
         model.denoiser.load_state_dict(state["denoiser"])
         model.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor)

@@ -14,7 +14,7 @@ import yaml
 from conftest import BIN, REPO, SHARED, snakemake, tool_env
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
-TINY = {"n_top_genes": 300, "zinb_epochs": 2, "mae_epochs": 3, "cluster_epochs": 1}
+TINY = {"n_top_genes": 300, "zinb_epochs": 2, "mae_epochs": 3, "cluster_epochs": 1, "min_steps": 1}
 
 
 def cluster_config(tmp_path: Path, methods: list[str], seeds: list[int], scdmac: dict) -> Path:
