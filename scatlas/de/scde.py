@@ -590,9 +590,10 @@ def cell_log_posteriors(models: ErrorModels, counts: np.ndarray, grid: np.ndarra
         values, inverse = np.unique(counts[c], return_inverse=True)
         r = values[:, None].astype(np.float64)
         mu = np.exp(models.log_scale[c]) * np.broadcast_to(fpm, (values.size, fpm.size)).copy()
-        # Grid snap: a count between two grid means takes the lower one's place, so the peak is hit.
+        # Grid snap: a count between two grid means (or beyond the last) takes the lower one's place,
+        # so the peak is hit (jpmatLogBoot.cpp).
         snap = np.searchsorted(mu[0], values, side="right") - 1
-        ok = (snap >= 0) & (snap < fpm.size - 1)
+        ok = snap >= 0
         mu[np.nonzero(ok)[0], snap[ok]] = values[ok]
         lik = _likelihood_on_grid(models, c, r, mu, log_m)
         lik = lik - special.logsumexp(lik, axis=1, keepdims=True)
