@@ -5,8 +5,8 @@ known DE genes). For each method: precision/recall at FDR 0.05 of type_0 against
 two AUCs (|truth| != 0 vs the evidence), per single study (mean over studies) and after the
 meta-analysis: ``auc`` ranks genes by -log10 p_adj_max, ``auc_z`` by |z|, the uncorrected statistic
 of the weakest study (ROC curves are usually drawn from nominal p-values or statistics: BH gives
-every gene above the last discovery the same adjusted p, and SCDE's conservative Z puts most genes
-there, so ``auc`` is then little more than the recall of the calls). Both count 0 where z and log2fc
+many genes the same adjusted p, and SCDE's conservative Z puts most genes at exactly 1, so ``auc``
+is then 0.5 + half the share of DE genes with p_adj_max < 1). Both count 0 where z and log2fc
 disagree in sign. Speed: one SCDE test, 150 cells (75 vs 75) x 20 000 genes, wall and CPU seconds
 with the load average. Run with ``nice -n 10``.
 """
