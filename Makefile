@@ -33,7 +33,7 @@ test: env
 
 demo: env
 	scatlas demo --outdir $(DEMO) --run --cores 2
-	@echo "demo outputs: $(DEMO)/manifests/*.tsv, $(DEMO)/quant/*.h5ad, $(DEMO)/labels/*.tsv, $(DEMO)/atlas/*.h5ad, $(DEMO)/results/"
+	@echo "demo outputs: $(DEMO)/manifests/*.tsv, $(DEMO)/quant/*.h5ad, $(DEMO)/labels/*.tsv, $(DEMO)/atlas/*.h5ad, $(DEMO)/de/*.tsv, $(DEMO)/results/"
 
 # The biweekly refresh of the atlas in $(ATLAS) (its config.yaml when present): query, then run.
 refresh: env

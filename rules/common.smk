@@ -142,6 +142,7 @@ def final_outputs():
         outputs += expand("quant/{study}.h5ad", study=STUDIES)
         outputs.append("results/excluded_runs.tsv")
         outputs += ["atlas/preprocessed.h5ad", "results/qc_removed.tsv"]
+        outputs += de_outputs()
     if cluster_runs():
         outputs.append("results/cluster/scores.tsv")
     return outputs

@@ -76,9 +76,11 @@ def file_names(cell_types) -> dict[str, str]:
 def combine_studies(per_study: dict[str, pd.DataFrame], fdr: float) -> pd.DataFrame:
     """Meta-analysis of per-study results (each indexed by gene: ``log2fc``, ``z``, ``p_adj``).
 
-    ``p_adj_max`` = largest adjusted p; ``log2fc`` = mean; ``z`` = the signed Z of the study with the
-    largest adjusted p (the weakest evidence); ``significant`` = p_adj_max < fdr and the same non-zero
-    sign of log2fc in every study. Rows sorted: significant first, then p_adj_max, then |log2fc| desc.
+    ``p_adj_max`` = largest adjusted p; ``log2fc`` = mean; ``z`` = the signed, uncorrected Z of the
+    study with the weakest evidence (the largest adjusted p; among studies tied there — BH gives many
+    genes the same adjusted p — the smallest |Z|); ``significant`` = p_adj_max < fdr and the same
+    non-zero sign of log2fc in every study. Rows sorted: significant first, then p_adj_max, then
+    |log2fc| desc (scQuery's filter_degs.py).
     """
     studies = list(per_study)
     fc = pd.concat({s: per_study[s]["log2fc"] for s in studies}, axis=1)
@@ -86,12 +88,14 @@ def combine_studies(per_study: dict[str, pd.DataFrame], fdr: float) -> pd.DataFr
     z = pd.concat({s: per_study[s]["z"] for s in studies}, axis=1)
     signs = np.sign(fc.to_numpy())
     same_sign = (np.abs(signs.sum(1)) == len(studies)) & (signs[:, 0] != 0)
-    weakest = p.to_numpy().argmax(1)
+    p_values, z_values = p.to_numpy(), z.to_numpy()
+    tied = p_values == p_values.max(1, keepdims=True)
+    weakest = np.where(tied, np.abs(z_values), np.inf).argmin(1)
     table = pd.DataFrame({
         "gene": fc.index.astype(str),
         "log2fc": fc.mean(1).to_numpy(),
         "p_adj_max": p.max(1).to_numpy(),
-        "z": z.to_numpy()[np.arange(len(z)), weakest],
+        "z": z_values[np.arange(len(z)), weakest],
         "n_studies": len(studies),
     })  # fmt: skip
     table["significant"] = (table["p_adj_max"] < fdr) & same_sign

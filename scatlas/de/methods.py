@@ -1,7 +1,8 @@
 """One test of a group of cells against another, by SCDE, Wilcoxon (scanpy) or pseudo-bulk DESeq2.
 
 Every method returns the same per-gene frame: ``log2fc`` (positive = higher in the FIRST group),
-``z`` (signed, same convention) and ``p_adj`` (two-sided, Benjamini–Hochberg over the genes).
+``z`` (the method's signed, uncorrected test statistic, same convention: SCDE's Z, the Wilcoxon
+score, the DESeq2 Wald statistic) and ``p_adj`` (two-sided, Benjamini–Hochberg over the genes).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def compare_groups(first: np.ndarray, second: np.ndarray, genes: pd.Index, metho
     """
     if method == "scde":
         result = scde_test(first, second, seed=seed, n_bootstrap=n_bootstrap)
-        frame = pd.DataFrame({"log2fc": result["mle"].to_numpy(), "z": result["cz"].to_numpy(),
+        frame = pd.DataFrame({"log2fc": result["mle"].to_numpy(), "z": result["z"].to_numpy(),
                               "p_adj": result["p_adj"].to_numpy()}, index=genes)  # fmt: skip
     elif method == "wilcoxon":
         frame = _wilcoxon(first, second, genes)
@@ -57,7 +58,7 @@ def _wilcoxon(first, second, genes) -> pd.DataFrame:
     sc.tl.rank_genes_groups(adata, "group", groups=["first"], reference="second", method="wilcoxon",
                             tie_correct=True)  # fmt: skip
     table = sc.get.rank_genes_groups_df(adata, group="first").set_index("names").reindex(genes)
-    return pd.DataFrame({"log2fc": table["logfoldchanges"].to_numpy(), "z": table["scores"].to_numpy(),
+    return pd.DataFrame({"log2fc": table["logfoldchanges"].to_numpy(), "z": table["scores"].fillna(0.0).to_numpy(),
                          "p_adj": table["pvals_adj"].fillna(1.0).to_numpy()}, index=genes)  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """SCDE-style differential expression (Kharchenko, Silberstein & Scadden, Nat Methods 2014).
 
 A re-implementation of ``hms-dbmi/scde`` as restated in METHODS-REFERENCE §5, vectorised over cells
-and genes (numpy for the per-cell fits, torch for the bootstrap of the group posteriors):
+and genes (torch for the EM of the per-cell fits and the bootstrap of the group posteriors, numpy
+elsewhere):
 
 1. :func:`fit_error_models` — per cell, a mixture of a negative binomial for amplified genes
    (mean ``a·e``, size ``θ(e)``) and a Poisson(0.1) for drop-outs, the drop-out probability logistic
@@ -23,6 +24,7 @@ some terms.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,59 +103,150 @@ def mixture_logpmf(r, mu, pi, theta):
 # 1. Error models
 
 
-def library_sizes(counts: np.ndarray) -> np.ndarray:
-    """Library size of each cell in millions of reads, (n_cells,) from raw counts (n_cells, n_genes)."""
-    return np.maximum(counts.sum(axis=1), 1.0) / 1e6
+def library_sizes(counts: np.ndarray, min_entries: int = 2000, min_count: int = 1) -> np.ndarray:
+    """Library size of each cell in millions of reads, as ``estimate.library.sizes`` of SCDE.
 
-
-def knn_reference(counts: np.ndarray, k: int | None = None, trim: float = 0.25) -> np.ndarray:
-    """Expected magnitude of every gene in every cell from its k most similar other cells.
-
-    Similarity = Pearson correlation of ``sqrt(counts)`` over the genes both cells detect (counts < 1
-    are missing, pairwise complete), as ``knn.error.models``; the reference is the trimmed mean of
-    ``count / library size`` over the k neighbours.
+    The genes detected (count >= ``min_count``) in the most cells — every gene detected in all
+    cells, or else the top ``min_entries`` — give the column sums, scaled by TMM normalisation
+    factors (edgeR's ``calcNormFactors``) that are normalised to a geometric mean of 1.
 
     Parameters
     ----------
-    counts : (n_cells, n_genes) raw counts of one group.
-    k : neighbours per cell; default half the group (at least 1).
+    counts : (n_cells, n_genes) raw counts of all the cells compared.
 
     Returns
     -------
-    (n_cells, n_genes) expected magnitudes in counts per million (0 where the reference is 0).
+    (n_cells,) library sizes, in millions of reads.
     """
-    n = counts.shape[0]
-    k = max(1, min(n - 1, k if k is not None else n // 2))
-    observed = (counts >= 1).astype(np.float64)
-    x = np.sqrt(counts) * observed
-    # Pairwise-complete Pearson correlation from five matrix products.
-    pairs = observed @ observed.T
-    sum_x = x @ observed.T  # Σ x_i over genes observed in both i and j
-    sum_xx = (x * x) @ observed.T
-    sum_xy = x @ x.T
+    counts = np.asarray(counts, dtype=np.float64)
+    detected = (counts >= min_count).sum(0)
+    order = np.argsort(-detected, kind="stable")
+    entries = min(min_entries, counts.shape[1])
+    if detected[order[entries - 1]] < counts.shape[0]:
+        genes = order[:entries]
+    else:
+        genes = np.flatnonzero(detected == counts.shape[0])
+    subset = counts[:, genes]
+    factors = tmm_factors(subset)
+    return np.maximum(subset.sum(1), 1.0) * factors / 1e6
+
+
+def tmm_factors(counts: np.ndarray, logratio_trim: float = 0.3, sum_trim: float = 0.05) -> np.ndarray:
+    """TMM normalisation factors of edgeR's ``calcNormFactors`` (Robinson & Oshlack 2010).
+
+    Each cell is compared to the reference cell (upper quartile closest to the mean upper quartile):
+    the precision-weighted mean of the gene log ratios, 30 % of the log ratios and 5 % of the mean
+    log expressions trimmed from each end. Factors are normalised to a geometric mean of 1.
+
+    Parameters
+    ----------
+    counts : (n_cells, n_genes) raw counts.
+    """
+    counts = counts[:, (counts > 0).any(0)]
+    totals = np.maximum(counts.sum(1), 1.0)
+    upper = np.quantile(counts / totals[:, None], 0.75, axis=1)
+    if np.median(upper) < 1e-20:
+        ref = int(np.argmax(np.sqrt(counts).sum(1)))
+    else:
+        ref = int(np.argmin(np.abs(upper - upper.mean())))
+    factors = np.ones(counts.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ref = np.log2(counts[ref] / totals[ref])
+        var_ref = (totals[ref] - counts[ref]) / totals[ref] / counts[ref]
+        for c in range(counts.shape[0]):  # one vectorised comparison per cell
+            log_obs = np.log2(counts[c] / totals[c])
+            ratio, level = log_obs - log_ref, (log_obs + log_ref) / 2
+            var = (totals[c] - counts[c]) / totals[c] / counts[c] + var_ref
+            ok = np.isfinite(ratio) & np.isfinite(level)
+            ratio, level, var = ratio[ok], level[ok], var[ok]
+            if ratio.size == 0 or np.max(np.abs(ratio)) < 1e-6:
+                continue
+            n = ratio.size
+            lo_ratio, lo_level = np.floor(n * logratio_trim) + 1, np.floor(n * sum_trim) + 1
+            rank_ratio, rank_level = stats.rankdata(ratio), stats.rankdata(level)
+            keep = ((rank_ratio >= lo_ratio) & (rank_ratio <= n + 1 - lo_ratio)
+                    & (rank_level >= lo_level) & (rank_level <= n + 1 - lo_level))  # fmt: skip
+            if keep.any():
+                factors[c] = 2.0 ** (np.sum(ratio[keep] / var[keep]) / np.sum(1 / var[keep]))
+    return factors / np.exp(np.mean(np.log(factors)))
+
+
+def nearest_cells(counts: np.ndarray, k: int) -> np.ndarray:
+    """The k most similar other cells of each cell, most similar first, (n_cells, k).
+
+    Similarity = Pearson correlation of ``sqrt(counts)`` over the genes both cells detect (counts < 1
+    are missing, pairwise complete observations), as ``knn.error.models``.
+    """
+    # Pairwise-complete Pearson correlation from five matrix products (torch: numpy's BLAS can be
+    # slowed down by scipy's own copy of OpenBLAS in the same process).
+    observed = torch.from_numpy((counts >= 1).astype(np.float64))
+    x = torch.from_numpy(np.sqrt(counts)) * observed
+    pairs = (observed @ observed.T).numpy()
+    sum_x = (x @ observed.T).numpy()  # Σ x_i over genes observed in both i and j
+    sum_xx = ((x * x) @ observed.T).numpy()
+    sum_xy = (x @ x.T).numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         cov = sum_xy - sum_x * sum_x.T / pairs
         var = (sum_xx - sum_x**2 / pairs) * (sum_xx.T - sum_x.T**2 / pairs)
         corr = cov / np.sqrt(var)
     corr = np.where(np.isfinite(corr) & (pairs >= 3), corr, -2.0)
     np.fill_diagonal(corr, -np.inf)
-    neighbours = np.argsort(-corr, axis=1, kind="stable")[:, :k]  # (n_cells, k)
-    fpm = counts / library_sizes(counts)[:, None]
-    return stats.trim_mean(fpm[neighbours], trim, axis=1)
+    return np.argsort(-corr, axis=1, kind="stable")[:, :k]
 
 
-def fit_error_models(counts: np.ndarray, k: int | None = None, n_iter: int = 30, min_nonfailed: int = 5,
-                     tol: float = 1e-5) -> ErrorModels:  # fmt: skip
+def knn_reference(counts: np.ndarray, library_size: np.ndarray, neighbours: np.ndarray, trim: float = 0.25,
+                  min_count: int = 1, genes_per_chunk: int = 2048) -> np.ndarray:  # fmt: skip
+    """Expected magnitude of every gene in every cell from its neighbours (``knn.error.models``).
+
+    The trimmed mean (R's ``mean(x, trim)``) of ``count / library size`` over the neighbours that
+    detect the gene: counts below ``min_count`` are drop-out candidates and left out (NA in SCDE),
+    so ``e`` is the magnitude the gene has when it is seen.
+
+    Parameters
+    ----------
+    counts : (n_cells, n_genes) raw counts of one group.
+    library_size : (n_cells,) library sizes (millions of reads).
+    neighbours : (n_cells, k) from :func:`nearest_cells`.
+
+    Returns
+    -------
+    (n_cells, n_genes) expected magnitudes in counts per million; NaN where no neighbour detects
+    the gene.
+    """
+    n_cells, k = neighbours.shape
+    fpm = np.where(counts >= min_count, counts / library_size[:, None], np.nan).astype(np.float32)
+    out = np.empty(counts.shape)
+    for start in range(0, counts.shape[1], genes_per_chunk):
+        values = np.sort(fpm[:, start : start + genes_per_chunk][neighbours], axis=1)  # NaN sort last
+        n = (~np.isnan(values)).sum(1)  # (n_cells, chunk)
+        lo = np.floor(n * trim).astype(np.int64)
+        hi = n - lo
+        # Only the first n sorted values of a (cell, gene) are summed: the NaNs after them never are.
+        cumulative = np.zeros((n_cells, k + 1, values.shape[2]), dtype=np.float32)
+        np.cumsum(values, axis=1, out=cumulative[:, 1:])
+        total = (np.take_along_axis(cumulative, hi[:, None], 1) - np.take_along_axis(cumulative, lo[:, None], 1))[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, start : start + genes_per_chunk] = total / (hi - lo)
+    return out
+
+
+def fit_error_models(counts: np.ndarray, library_size: np.ndarray | None = None, k: int | None = None,
+                     n_iter: int = 50, min_nonfailed: int = 5, min_count: int = 1,
+                     tol: float = 1e-6) -> ErrorModels:  # fmt: skip
     """Fit the per-cell error models of one group of cells by EM (``knn.error.models``).
 
     Parameters
     ----------
     counts : (n_cells, n_genes) raw integer counts of the cells of ONE group (SCDE fits each group
         against references from its own cells).
+    library_size : (n_cells,) library sizes in millions (:func:`library_sizes`, which SCDE computes
+        over all the cells compared); default: computed from ``counts``.
     k : neighbours of the reference; default half the group.
-    n_iter : EM iterations at most (flexmix uses 50; the log-likelihood has settled well before).
-    min_nonfailed : a gene enters a cell's fit when at least this many of its reference cells
-        have a count > 1 (``min.nonfailed``).
+    n_iter : EM iterations at most (flexmix's ``iter = 50``).
+    min_nonfailed : a gene enters a cell's fit when at least this many of its neighbours have a
+        count above ``min_count`` (``min.nonfailed``, ``min.count.threshold``).
+    tol : a cell's EM stops when its log likelihood changes by less than ``tol·(|loglik| + 0.1)``
+        (flexmix's criterion and default).
 
     Returns
     -------
@@ -163,107 +256,258 @@ def fit_error_models(counts: np.ndarray, k: int | None = None, n_iter: int = 30,
     n_cells = counts.shape[0]
     if n_cells < 2:
         raise ValueError("an error model needs at least two cells in the group")
-    k = max(1, min(n_cells - 1, k if k is not None else n_cells // 2))
-    e = knn_reference(counts, k)
-    # genes the reference supports: enough neighbours with a count above 1 (computed on the group,
-    # scaled to the neighbourhood size, which avoids storing every cell's neighbour set twice).
-    support = (counts > 1).sum(axis=0) * k / max(n_cells - 1, 1)
-    used = (e > 0) & (support >= min(min_nonfailed, k))[None, :]
+    if library_size is None:
+        library_size = library_sizes(counts)
+    k = max(1, min(n_cells - 1, k if k is not None else int(np.floor(n_cells / 2 + 0.5))))
+    neighbours = nearest_cells(counts, k)
+    e = knn_reference(counts, library_size, neighbours, min_count=min_count)
+    # genes the reference supports: enough neighbours with a count above min_count.
+    indicator = np.zeros((n_cells, n_cells))
+    np.put_along_axis(indicator, neighbours, 1.0, axis=1)
+    support = (torch.from_numpy(indicator) @ torch.from_numpy((counts > min_count).astype(np.float64))).numpy()
+    used = np.isfinite(e) & (e > 0) & (support >= min(min_nonfailed, k))
     log_e = np.log(np.where(used, e, 1.0))
     w = used.astype(np.float64)
 
-    # Initial drop-out labels: a count <= 1 where the reference is at least the median magnitude
-    # of the low-count genes of that cell.
-    low = used & (counts <= 1)
-    low_median = np.array([np.median(log_e[i, low[i]]) if low[i].any() else np.inf for i in range(n_cells)])
-    failed = np.where(low & (log_e >= low_median[:, None]), 1 - 1e-6, 1e-6)
+    # Initial drop-out labels: a count <= min_count where the reference is at least the median
+    # magnitude of that cell's low-count genes.
+    low = used & (counts <= min_count)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a cell without low-count genes: NaN
+        low_median = np.nanmedian(np.where(low, log_e, np.nan), axis=1)
+    failed = np.where(low & (log_e >= np.nan_to_num(low_median, nan=np.inf)[:, None]), 1 - 1e-6, 1e-6)
 
-    conc = np.zeros((n_cells, 3))
-    theta = None
-    previous = -np.inf
+    # The EM runs on the genes some cell uses; a gene a cell does not use has weight 0 there. The
+    # elementwise work is done by torch (float64; its transcendental functions are vectorised), in
+    # one thread: each operation takes a few ms, and on a busy machine the hand-offs between
+    # threads cost more than they save.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_em(counts, log_e, w, failed, used.any(0), n_iter, tol)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_em(counts, log_e, w, failed, genes, n_iter, tol):
+    """EM of :func:`fit_error_models` from the initial drop-out labels ``failed`` (numpy in)."""
+    n_cells = counts.shape[0]
+    theta = _theta_curve_start(counts[:, genes], log_e[:, genes], w[:, genes])
+    bins = _magnitude_bins(log_e[:, genes], w[:, genes])
+    y, log_e, w, failed = (torch.from_numpy(np.ascontiguousarray(a[:, genes])) for a in (counts, log_e, w, failed))
+    likelihood = _MixtureLikelihood(y)
+    concomitant = _Concomitant(log_e, w)
+    conc = torch.zeros((n_cells, 3), dtype=torch.float64)
+    log_scale = torch.zeros(n_cells, dtype=torch.float64)
+    theta = torch.from_numpy(theta)
+    previous = torch.full((n_cells,), -np.inf, dtype=torch.float64)
+    active = torch.ones(n_cells, dtype=torch.bool)  # flexmix fits every cell on its own: a converged cell stops
     iteration = 0
     for iteration in range(1, n_iter + 1):  # noqa: B007 - reported after the loop
-        conc = _fit_concomitant(log_e, failed, w, conc)
+        # M-step: drop-out logit, NB slope (Poisson GLM, identity link, no intercept), θ curve.
+        new_conc = concomitant.fit(failed, conc)
         nb_weight = w * (1 - failed)
-        scale = (nb_weight * counts).sum(1) / np.maximum((nb_weight * np.exp(log_e)).sum(1), 1e-300)
-        log_scale = np.log(np.maximum(scale, 1e-300))
-        theta = _fit_theta_curve(counts, np.exp(log_scale[:, None] + log_e), log_e, nb_weight, theta)
-        models = ErrorModels(conc, log_scale, theta)
+        scale = (nb_weight * y).sum(1) / (nb_weight * log_e.exp()).sum(1).clamp(min=1e-300)
+        new_log_scale = scale.clamp(min=1e-300).log()
+        new_theta = _fit_theta_curve(y, new_log_scale[:, None] + log_e, log_e, nb_weight, theta, bins)
+        conc = torch.where(active[:, None], new_conc, conc)
+        log_scale = torch.where(active, new_log_scale, log_scale)
+        theta = torch.where(active[:, None], new_theta, theta)
         # E-step: responsibilities of the drop-out component.
-        pi = models.failure_probability(log_e)
-        mu = np.exp(log_scale[:, None] + log_e)
-        log_nb, log_fail = mixture_components(counts, mu, pi, models.nb_size(log_e, THETA_RANGE))
-        total = np.logaddexp(log_nb, log_fail)
-        failed = np.exp(log_fail - total)
+        log_nb, log_fail = likelihood.components(conc, log_scale, theta, log_e)
+        total = torch.logaddexp(log_nb, log_fail)
+        failed = torch.where(active[:, None], (log_fail - total).exp(), failed)
         loglik = (w * total).sum(1)
-        if np.all(np.abs(loglik - previous) <= tol * np.abs(loglik)):
-            break
+        active &= (loglik - previous).abs() / (loglik.abs() + 0.1) >= tol  # flexmix's criterion
         previous = loglik
-    log.debug("error models of %d cells: %d EM iterations", n_cells, iteration)
-    return models
+        if not active.any():
+            break
+    log.debug("error models of %d cells: %d EM iterations, %d not converged", n_cells, iteration, int(active.sum()))
+    return ErrorModels(conc.numpy(), log_scale.numpy(), theta.numpy())
 
 
-def _fit_concomitant(log_e, target, weight, start, n_newton: int = 3, ridge: float = 1e-6):
-    """Weighted logistic regression of soft labels on (1, log e, log e²), one per cell (Newton).
+class _MixtureLikelihood:
+    """The two log terms of the error model for fixed counts (torch), count-only parts precomputed."""
 
-    The design has only powers of ``log e``, so gradient and Hessian come from its power sums.
+    def __init__(self, counts):
+        self.counts = counts
+        self.log_factorial = torch.lgamma(counts + 1)
+        self.log_poisson = counts * np.log(FAILURE_RATE) - FAILURE_RATE - self.log_factorial
+
+    def components(self, conc, log_scale, theta_curve, log_e):
+        """``log[(1-π)·NB(r; a·e, θ(e))]`` and ``log[π·Poisson(r; 0.1)]`` for magnitudes ``log_e``."""
+        eta = conc[:, [0]] + conc[:, [1]] * log_e + conc[:, [2]] * log_e**2
+        log_pi = torch.nn.functional.logsigmoid(eta)  # log π; log(1 - π) = log π - η
+        log_theta = (-_logistic5(theta_curve, log_e, torch)).clamp(*np.log(THETA_RANGE))
+        theta = log_theta.exp()
+        log_mu = log_scale[:, None] + log_e
+        log_total = torch.logaddexp(log_theta, log_mu)  # log(θ + μ)
+        log_nb = theta * (log_theta - log_total) + self.counts * (log_mu - log_total) - self.log_factorial
+        log_nb += torch.lgamma(self.counts + theta) - torch.lgamma(theta)  # exactly 0 where the count is 0
+        return log_pi - eta + log_nb, log_pi + self.log_poisson
+
+
+class _Concomitant:
+    """The drop-out logit ``c0 + c1·log e + c2·(log e)²`` of every cell, fitted by Newton's method.
+
+    Weighted logistic regression of soft labels (the drop-out responsibilities), as flexmix's
+    multinomial concomitant model; torch tensors. Log e is standardised per cell for conditioning;
+    the design has only powers of it, so gradient and Hessian come from power sums. Steps are
+    halved until the log likelihood rises, and a tiny ridge (``ridge`` per unit weight, standardised
+    scale) keeps the fit finite when the labels are separable.
     """
-    beta = start.copy()
-    powers = np.stack([np.ones_like(log_e), log_e, log_e**2, log_e**3, log_e**4])  # (5, cells, genes)
-    for _ in range(n_newton):
-        p = special.expit(beta[:, [0]] + beta[:, [1]] * log_e + beta[:, [2]] * log_e**2)
-        grad = ((weight * (target - p))[None] * powers[:3]).sum(-1).T  # (cells, 3)
-        moments = ((weight * p * (1 - p))[None] * powers).sum(-1).T  # (cells, 5)
-        hess = moments[:, np.add.outer(np.arange(3), np.arange(3))] + ridge * np.eye(3)
-        beta = beta + np.linalg.solve(hess, grad[..., None])[..., 0]
-    return beta
+
+    def __init__(self, log_e, weight, ridge: float = 1e-6):
+        n_used = weight.sum(1).clamp(min=1)  # weights are 0 / 1
+        self.centre = (weight * log_e).sum(1) / n_used
+        spread = ((weight * (log_e - self.centre[:, None]) ** 2).sum(1) / n_used).sqrt()
+        self.spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+        t = (log_e - self.centre[:, None]) / self.spread[:, None]
+        self.powers = [t, t**2, t**3, t**4]
+        self.weight = weight
+        unpenalised_intercept = torch.diag(torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64))
+        self.penalty = ridge * weight.sum(1)[:, None, None] * unpenalised_intercept
+
+    def to_standard(self, coef):
+        m, s = self.centre, self.spread
+        c0, c1, c2 = coef.T
+        return torch.stack([c0 + c1 * m + c2 * m**2, s * (c1 + 2 * c2 * m), c2 * s**2], dim=1)
+
+    def to_log_e(self, beta):
+        m, s = self.centre, self.spread
+        b0, b1, b2 = beta.T
+        return torch.stack([b0 - b1 * m / s + b2 * m**2 / s**2, b1 / s - 2 * b2 * m / s**2, b2 / s**2], dim=1)
+
+    def _objective(self, beta, target):
+        eta = beta[:, [0]] + beta[:, [1]] * self.powers[0] + beta[:, [2]] * self.powers[1]
+        softplus = torch.logaddexp(eta, torch.zeros(()).double())
+        loglik = (self.weight * (target * eta - softplus)).sum(1)
+        return loglik - 0.5 * torch.einsum("ci,cij,cj->c", beta, self.penalty, beta), (eta - softplus).exp()
+
+    def fit(self, target, start, n_newton: int = 6, max_halvings: int = 30, tol: float = 1e-10):
+        """Coefficients (cells, 3) on log e for drop-out responsibilities ``target``, from ``start``."""
+        beta = self.to_standard(start)
+        value, p = self._objective(beta, target)
+        index = torch.from_numpy(np.add.outer(np.arange(3), np.arange(3)))
+        for _ in range(n_newton):
+            residual, curvature = self.weight * (target - p), self.weight * p * (1 - p)
+            grad = torch.stack([residual.sum(1)] + [(residual * self.powers[i]).sum(1) for i in range(2)], dim=1)
+            grad -= torch.einsum("cij,cj->ci", self.penalty, beta)
+            moments = torch.stack([curvature.sum(1)] + [(curvature * self.powers[i]).sum(1) for i in range(4)], dim=1)
+            hess = moments[:, index] + self.penalty + 1e-12 * torch.eye(3, dtype=torch.float64)
+            step = torch.linalg.solve(hess, grad)
+            # Newton's predicted gain; below tol (relative) the cell has converged.
+            if bool(((grad * step).sum(1) <= tol * value.abs()).all()):
+                break
+            size = torch.ones(len(beta), dtype=torch.float64)
+            slack = 1e-12 * value.abs()  # rounding: a converged cell's step changes nothing
+            for _ in range(max_halvings):
+                trial_value, trial_p = self._objective(beta + size[:, None] * step, target)
+                worse = ~(trial_value >= value - slack)  # NaN counts as worse
+                if not worse.any():
+                    break
+                size = torch.where(worse, size / 2, size)
+            accept = trial_value >= value - slack
+            beta = torch.where(accept[:, None], beta + size[:, None] * step, beta)
+            value = torch.where(accept, trial_value, value)
+            p = torch.where(accept[:, None], trial_p, p)
+        return self.to_log_e(beta)
 
 
-def _fit_theta_curve(counts, mu, log_e, weight, start, steps: int = 40, lr: float = 0.05):
+def _point_log_alpha(counts, log_mu, xp=np):
+    """Per-gene log(1/θ) estimates ``log[(y/μ - 1)² - 1/μ]``, clamped to the fit range (nb2gth)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # numpy: inf / NaN replaced below
+        mu = xp.exp(log_mu)
+        alpha = ((counts / mu - 1) ** 2 - 1 / mu).clip(1 / THETA_RANGE[1], 1 / THETA_RANGE[0])
+        return xp.log(xp.where(xp.isfinite(alpha), alpha, 1 / THETA_RANGE[1]))
+
+
+def _theta_curve_start(counts, log_e, weight):
+    """nb2gth's start of the θ curve: 2.5 % quantile of log alpha over the lower half of the log e
+    range, 97.5 % quantile over the upper half, the middle of the range, S = -1, R = 0.5."""
+    used = weight > 0
+    log_scale = np.log(np.maximum((weight * counts).sum(1), 1e-300)
+                       / np.maximum((weight * np.exp(log_e)).sum(1), 1e-300))  # fmt: skip
+    log_alpha = _point_log_alpha(counts, log_scale[:, None] + log_e)
+    lowest = np.where(used, log_e, np.inf).min(1, keepdims=True)
+    mid = (lowest + np.where(used, log_e, -np.inf).max(1, keepdims=True)) / 2
+    low = used & (log_e < mid)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a cell with no gene in one half: NaN, replaced below
+        bottom = np.nanquantile(np.where(low, log_alpha, np.nan), 0.025, axis=1)
+        top = np.nanquantile(np.where(used & ~low, log_alpha, np.nan), 0.975, axis=1)
+    start = np.column_stack([bottom, top, mid[:, 0], np.full(len(mid), -1.0), np.full(len(mid), 0.5)])
+    start = np.where(np.isfinite(start), start, [0.0, 0.0, 0.0, -1.0, 0.5])
+    return np.clip(start, THETA_LOWER, THETA_UPPER)
+
+
+def _magnitude_bins(log_e, weight, n_bins: int = 128):
+    """Bin of every (cell, gene) for :func:`_fit_theta_curve`: ``n_bins`` equal bins of log e per
+    cell, numbered cell by cell (cell c owns ``c·n_bins .. (c + 1)·n_bins - 1``)."""
+    edges = np.linspace(log_e[weight > 0].min(), log_e[weight > 0].max() + 1e-9, n_bins + 1)
+    inner = np.clip(np.searchsorted(edges, log_e) - 1, 0, n_bins - 1)
+    return torch.from_numpy((np.arange(log_e.shape[0])[:, None] * n_bins + inner).ravel()), n_bins
+
+
+def _fit_theta_curve(counts, log_mu, log_e, weight, start, bins, max_steps: int = 30):
     """Weighted least-squares fit of the 5-parameter logistic to per-gene log(1/θ), all cells at once.
 
     Per gene ``alpha = (y/μ - 1)² - 1/μ`` clamped to [1/100, 1/0.01], weights ``w·sqrt(alpha)``
-    (scde's ``nb2gth`` M-step); fitted by projected Adam instead of nlminb.
+    (scde's ``nb2gth`` M-step), fitted within scde's bounds by Levenberg–Marquardt from ``start``
+    (scde: nlminb). The squares are summed over the magnitude ``bins`` of :func:`_magnitude_bins`
+    (weighted means of log e and log alpha): the same fit up to the curvature of the logistic
+    within a bin. Torch tensors in and out; the small least squares run in numpy.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.clip((counts / mu - 1) ** 2 - 1 / mu, 1 / THETA_RANGE[1], 1 / THETA_RANGE[0])
-    alpha = np.where(np.isfinite(alpha), alpha, 1 / THETA_RANGE[1])
-    log_alpha = np.log(alpha)
-    fit_weight = weight * np.sqrt(alpha)
-    fit_weight = fit_weight / np.maximum(fit_weight.sum(1, keepdims=True), 1e-300)
-    if start is None:
-        used = weight > 0
-        start = np.empty((counts.shape[0], 5))
-        for i in range(counts.shape[0]):
-            la, le = log_alpha[i, used[i]], log_e[i, used[i]]
-            if la.size:
-                start[i] = [np.quantile(la, 0.025), np.quantile(la, 0.975), np.median(le), -1.0, 0.5]
-            else:
-                start[i] = [0.0, 0.0, 0.0, -1.0, 0.5]
-        start = np.clip(start, THETA_LOWER, THETA_UPPER)
-    # Least squares on 64 magnitude bins per cell (weighted means of log e and log alpha) instead of
-    # every gene: the same fit up to the spread within a bin, and 30x less work per step.
-    n_cells, n_bins = counts.shape[0], 64
-    edges = np.linspace(log_e[weight > 0].min(), log_e[weight > 0].max() + 1e-9, n_bins + 1)
-    slot = (np.arange(n_cells)[:, None] * n_bins + np.clip(np.searchsorted(edges, log_e) - 1, 0, n_bins - 1)).ravel()
-    binned = [np.bincount(slot, (fit_weight * v).ravel(), n_cells * n_bins).reshape(n_cells, n_bins)
-              for v in (np.ones_like(log_e), log_e, log_alpha)]  # fmt: skip
-    total = np.maximum(binned[0], 1e-300)
-    params = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-    targets = [torch.from_numpy(a) for a in (binned[2] / total, binned[1] / total, binned[0])]
-    lower, upper = torch.from_numpy(THETA_LOWER), torch.from_numpy(THETA_UPPER)
-    optimiser = torch.optim.Adam([params], lr=lr)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tensors this small only lose to thread hand-offs (ms each on a busy machine)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        loss = (targets[2] * (targets[0] - _logistic5(params, targets[1], torch)) ** 2).sum()
-        loss.backward()
-        optimiser.step()
-        with torch.no_grad():
-            params.copy_(torch.maximum(torch.minimum(params, upper), lower))
-    torch.set_num_threads(threads)
-    return params.detach().numpy()
+    log_alpha = _point_log_alpha(counts, log_mu, torch)
+    fit_weight = weight * (log_alpha / 2).exp()
+    n_cells = counts.shape[0]
+    slot, n_bins = bins
+    total, sum_x, sum_y = (torch.bincount(slot, (fit_weight * v).ravel(), n_cells * n_bins).view(n_cells, -1).numpy()
+                           for v in (torch.ones_like(log_e), log_e, log_alpha))  # fmt: skip
+    scale = np.maximum(total.sum(1, keepdims=True), 1e-300)
+    x, y = sum_x / np.maximum(total, 1e-300), sum_y / np.maximum(total, 1e-300)
+    return torch.from_numpy(_levenberg_marquardt(start.numpy(), x, y, total / scale, max_steps))
+
+
+def _logistic5_jacobian(p, x):
+    """The 5-parameter logistic of :func:`_logistic5` at x (cells, bins) and its Jacobian (cells, bins, 5)."""
+    b, t, m, s, r = (p[:, [i]] for i in range(5))
+    ln10 = np.log(10.0)
+    u = (m - x) * s * ln10
+    softplus = np.logaddexp(u, 0.0)
+    g = np.exp(-r * softplus)
+    d_u = -(t - b) * g * r * special.expit(u)
+    jacobian = np.stack([1 - g, g, d_u * s * ln10, d_u * (m - x) * ln10, -(t - b) * g * softplus], axis=-1)
+    return b + (t - b) * g, jacobian
+
+
+def _levenberg_marquardt(params, x, y, weight, max_steps: int, tol: float = 1e-8):
+    """Box-constrained weighted least squares of :func:`_logistic5` for every cell at once."""
+    params = params.copy()
+    damping = np.full(len(params), 1e-3)
+    fitted, jacobian = _logistic5_jacobian(params, x)
+    loss = (weight * (y - fitted) ** 2).sum(1)
+    for _ in range(max_steps):
+        jw = jacobian * weight[..., None]
+        normal = np.einsum("cbi,cbj->cij", jw, jacobian)
+        gradient = np.einsum("cbi,cb->ci", jw, y - fitted)
+        diagonal = np.einsum("cii->ci", normal) + 1e-12
+        damped = normal + (damping[:, None] * diagonal)[..., None] * np.eye(5)
+        step = np.linalg.solve(damped, gradient[..., None])[..., 0]
+        trial = np.clip(params + step, THETA_LOWER, THETA_UPPER)
+        trial_fitted, trial_jacobian = _logistic5_jacobian(trial, x)
+        trial_loss = (weight * (y - trial_fitted) ** 2).sum(1)
+        better = trial_loss < loss
+        # converged: a step that gains (almost) nothing, or no step left that gains anything
+        done = better & (loss - trial_loss <= tol * loss) | ~better & (damping > 1e6)
+        params = np.where(better[:, None], trial, params)
+        fitted = np.where(better[:, None], trial_fitted, fitted)
+        jacobian = np.where(better[:, None, None], trial_jacobian, jacobian)
+        loss = np.where(better, trial_loss, loss)
+        damping = np.where(better, damping / 3, damping * 4)
+        if done.all():
+            break
+    return params
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,30 +534,33 @@ def expression_prior(models: ErrorModels, counts: np.ndarray, n_points: int = 40
     x = np.log10(np.exp(log_fpm) + 1)
     finite = np.isfinite(log_fpm)
     lowest = np.where(finite, log_fpm, np.inf).min()
+    # A zero count has magnitude -inf; SCDE's drop-out probability there is 0 or 1 by the sign of the
+    # quadratic term (or NaN -> 0). It is taken at the lowest magnitude observed instead.
     weights = 1 - models.failure_probability(np.where(finite, log_fpm, lowest))
     weights = (weights / weights.sum()).ravel()
     x_max = float(np.quantile(x, max_quantile))
     if x_max <= 0:
         x_max = float(x.max()) or 1.0
-    # Weighted Gaussian KDE of the mirrored sample {-x, x} on 2·n_points + 1 points: linear binning
-    # onto the grid, then a discrete Gaussian convolution (what R's density() does with its FFT).
-    full = np.linspace(-x_max, x_max, 2 * n_points + 1)
-    step = full[1] - full[0]
+    # Weighted Gaussian KDE of the mirrored sample {-x, x} on 2·n_points + 1 points from -x_max to
+    # x_max, as R's density(): linear binning onto the grid extended by 4 bandwidths each side (so
+    # the values beyond x_max still reach the edge), then a discrete Gaussian convolution.
+    grid = np.linspace(0.0, x_max, n_points + 1)
+    step = grid[1] - grid[0]
+    pad = int(np.ceil(4 * bandwidth / step))
+    extended = np.arange(-(n_points + pad), n_points + pad + 1) * step
     values = np.concatenate([-x.ravel(), x.ravel()])
     mass = np.concatenate([weights, weights]) / 2
-    keep = np.abs(values) <= x_max
-    pos = (values[keep] + x_max) / step
-    left = np.minimum(np.floor(pos).astype(np.int64), 2 * n_points - 1)
-    frac = pos - left
-    binned = np.bincount(left, mass[keep] * (1 - frac), minlength=full.size) + np.bincount(
-        left + 1, mass[keep] * frac, minlength=full.size
+    pos = (values - extended[0]) / step
+    keep = (pos >= 0) & (pos <= extended.size - 1)
+    left = np.minimum(np.floor(pos[keep]).astype(np.int64), extended.size - 2)
+    frac = pos[keep] - left
+    binned = np.bincount(left, mass[keep] * (1 - frac), minlength=extended.size) + np.bincount(
+        left + 1, mass[keep] * frac, minlength=extended.size
     )
-    half = int(np.ceil(4 * bandwidth / step))
-    kernel = stats.norm.pdf(np.arange(-half, half + 1) * step, scale=bandwidth)
-    density = signal.fftconvolve(binned, kernel, mode="full")[half : half + full.size]
-    density = np.maximum(density, 0) / step
-    grid = full[n_points:]
-    prior = density[n_points:] + 1 / full.size
+    kernel = stats.norm.pdf(np.arange(-pad, pad + 1) * step, scale=bandwidth)
+    density = signal.fftconvolve(binned, kernel, mode="same")[pad + n_points : pad + 2 * n_points + 1]
+    # R: density + pseudo.count / nrow(fpkm), nrow = the number of genes.
+    prior = np.maximum(density, 0) / step + 1.0 / counts.shape[1]
     return grid, prior / prior.sum()
 
 
@@ -343,9 +590,10 @@ def cell_log_posteriors(models: ErrorModels, counts: np.ndarray, grid: np.ndarra
         values, inverse = np.unique(counts[c], return_inverse=True)
         r = values[:, None].astype(np.float64)
         mu = np.exp(models.log_scale[c]) * np.broadcast_to(fpm, (values.size, fpm.size)).copy()
-        # Grid snap: a count between two grid means takes the lower one's place, so the peak is hit.
+        # Grid snap: a count between two grid means (or beyond the last) takes the lower one's place,
+        # so the peak is hit (jpmatLogBoot.cpp).
         snap = np.searchsorted(mu[0], values, side="right") - 1
-        ok = (snap >= 0) & (snap < fpm.size - 1)
+        ok = snap >= 0
         mu[np.nonzero(ok)[0], snap[ok]] = values[ok]
         lik = _likelihood_on_grid(models, c, r, mu, log_m)
         lik = lik - special.logsumexp(lik, axis=1, keepdims=True)
@@ -366,12 +614,13 @@ def _likelihood_on_grid(models, c, r, mu, log_m):
 
 
 def group_posterior(table: np.ndarray, index: np.ndarray, n_bootstrap: int, rng: np.random.Generator,
-                    genes_per_chunk: int = 512) -> np.ndarray:  # fmt: skip
+                    genes_per_chunk: int = 64) -> np.ndarray:  # fmt: skip
     """Joint posterior of each gene's magnitude in a group of cells, with the bootstrap.
 
     For b = 1..B the group's cells are resampled with replacement, their log posteriors summed per
     gene and normalised over the grid; the B posteriors are averaged. B = 0 gives the plain product
-    over all cells.
+    over all cells. Genes with the same counts in every cell have the same posterior: each distinct
+    count pattern is computed once.
 
     Parameters
     ----------
@@ -383,22 +632,23 @@ def group_posterior(table: np.ndarray, index: np.ndarray, n_bootstrap: int, rng:
     -------
     (n_genes, n_grid) posterior probabilities, each row summing to 1.
     """
-    n_cells, n_genes = index.shape
+    n_cells = index.shape[0]
     if n_bootstrap > 0:
         draws = rng.integers(0, n_cells, size=(n_bootstrap, n_cells))
         multiplicity = np.stack([np.bincount(d, minlength=n_cells) for d in draws]).astype(np.float32)
     else:
         multiplicity = np.ones((1, n_cells), dtype=np.float32)
+    patterns, inverse = np.unique(index, axis=1, return_inverse=True)
     weights = torch.from_numpy(multiplicity)
     lookup = torch.from_numpy(table)
-    out = np.empty((n_genes, table.shape[1]))
-    for start in range(0, n_genes, genes_per_chunk):
-        rows = torch.from_numpy(index[:, start : start + genes_per_chunk])
+    out = np.empty((patterns.shape[1], table.shape[1]))
+    for start in range(0, patterns.shape[1], genes_per_chunk):
+        rows = torch.from_numpy(patterns[:, start : start + genes_per_chunk])
         per_cell = lookup[rows]  # (cells, chunk, grid)
         joint = (weights @ per_cell.reshape(n_cells, -1)).reshape(len(weights), rows.shape[1], -1)
-        posterior = torch.softmax(joint.double(), dim=-1).mean(0)
+        posterior = torch.softmax(joint, dim=-1).mean(0)  # float32: posteriors only feed sums
         out[start : start + rows.shape[1]] = posterior.numpy()
-    return out
+    return out[inverse.reshape(-1)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,14 +750,18 @@ def scde_test(first: np.ndarray, second: np.ndarray, seed: int, n_bootstrap: int
     first = np.asarray(first, dtype=np.float64)
     second = np.asarray(second, dtype=np.float64)
     # Each group gets its own error models (references from its own cells), as SCDE fits them.
-    models = [fit_error_models(group, k=k) for group in (first, second)]
+    library_size = library_sizes(np.vstack([first, second]))  # over all cells, as knn.error.models
+    # knn.error.models' default k is half of ALL the cells (R's round), capped at the group size - 1:
+    # with two groups of equal size every other cell of the group is a neighbour.
+    k = k if k is not None else round((len(first) + len(second)) / 2)
+    groups = (first, second)
+    models = [fit_error_models(group, size, k=k)
+              for group, size in zip(groups, np.split(library_size, [len(first)]), strict=True)]  # fmt: skip
     combined = ErrorModels(*(np.concatenate([getattr(m, f) for m in models])
                              for f in ("concomitant", "log_scale", "theta_curve")))  # fmt: skip
-    grid, prior = expression_prior(combined, np.vstack([first, second]), n_points=n_points)
-    posteriors = []
-    for model, group in zip(models, (first, second), strict=True):
-        table, index = cell_log_posteriors(model, group, grid)
-        posteriors.append(group_posterior(table, index, n_bootstrap, rng))
+    grid, prior = expression_prior(combined, np.vstack(groups), n_points=n_points)
+    posteriors = [group_posterior(*cell_log_posteriors(model, group, grid), n_bootstrap, rng)
+                  for model, group in zip(models, groups, strict=True)]  # fmt: skip
     diff = difference_posterior(posteriors[0], posteriors[1], prior)
     result = summarise_difference(diff, grid[1] - grid[0])
     result["cz"], result["p_adj"] = corrected_z(result["z"].to_numpy())

@@ -60,3 +60,27 @@ def test_ontology_url_is_downloaded_once_and_config_checked(tmp_path):
     done = snakemake(tmp_path, config_path, "-n", check=False)
     assert done.returncode != 0
     assert "config: preprocess.max_mito_fraction: 5 is greater than the maximum of 1" in done.stderr + done.stdout
+
+
+def test_demo_de_ranks_each_types_markers_first(demo):
+    # 4 cells of each type per study (demo config: min_cells 3, max_cells 4): every type is tested
+    # in all three studies. Its top genes and its calls must be genes the simulation made higher
+    # (log2fc > 0) or lower in it, by the true expression shares.
+    index = pd.read_csv(demo / "de/_index.tsv", sep="\t")
+    assert set(index["cell_type"]) == set(CELL_ONTOLOGY) and index["used"].all()
+    truth = pd.read_csv(demo / "data/truth_counts.tsv", sep="\t", index_col="run")
+    cells = pd.read_csv(demo / "data/cells.tsv", sep="\t", index_col="run")
+    cells = cells[cells["cell_type"] != "unknown"]
+    share = truth.loc[cells.index].div(truth.loc[cells.index].sum(axis=1), axis=0)
+    n_called = 0
+    for cell_type, file in index.groupby("cell_type")["file"].first().items():
+        table = pd.read_csv(demo / "de" / file, sep="\t").set_index("gene")
+        assert list(table.columns) == ["log2fc", "p_adj_max", "z", "n_studies", "significant"]
+        assert (table["n_studies"] == 3).all()
+        mine = cells["cell_type"] == cell_type
+        ratio = share[mine].mean() / share[~mine].mean()
+        checked = table.index[:5].union(table.index[table["significant"]])
+        truly = np.where(table.loc[checked, "log2fc"] > 0, ratio[checked] > 2, ratio[checked] < 0.5)
+        assert truly.all(), f"{cell_type}: {ratio[checked].round(2).to_dict()}"
+        n_called += table["significant"].sum()
+    assert n_called >= 3  # with 4 cells a side some types have none: the max p over 3 studies is strict

@@ -30,6 +30,7 @@ def test_dry_run_of_the_demo_lists_every_stage_once_queried(tmp_path):
         done = snakemake(tmp_path, config, "-n")
     for rule in ("fetch_fastq", "hisat2_build", "hisat2_align", "featurecounts", "quant_study", "excluded_runs"):
         assert rule in done.stdout
+    assert "rule de:" in done.stdout  # DE is part of the default target once there are runs
     assert "query" not in done.stdout.replace("manifests", "")  # the query runs only when asked for
 
 
