@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
@@ -105,12 +106,19 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return ((x - mean) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
 
 
-def count_labels(path: str | os.PathLike, key: str = "label") -> int:
-    """Number of distinct non-missing values of ``obs[key]`` in an h5ad (the default K of a labelled set)."""
+def read_obs_column(path: str | os.PathLike, key: str = "label") -> pd.Series:
+    """``obs[key]`` of an h5ad (the true labels of a labelled set), indexed by cell name."""
     try:
         obs = ad.read_h5ad(path, backed="r").obs
     except (OSError, KeyError, ValueError) as err:
         raise InputError(path, f"not a readable h5ad file ({err})") from None
     if key not in obs.columns:
-        raise InputError(path, f"no obs column {key!r} to count clusters from; set n_clusters")
-    return int(obs[key].nunique(dropna=True))
+        raise InputError(path, f"no obs column {key!r} (columns: {', '.join(map(str, obs.columns))})")
+    column = obs[key]
+    column.index = column.index.astype(str)
+    return column
+
+
+def count_labels(path: str | os.PathLike, key: str = "label") -> int:
+    """Number of distinct non-missing values of ``obs[key]`` in an h5ad (the default K of a labelled set)."""
+    return int(read_obs_column(path, key).nunique(dropna=True))

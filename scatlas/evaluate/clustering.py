@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
@@ -13,6 +12,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from sklearn.metrics.cluster import contingency_matrix
 
 from scatlas.cluster import embedding_path
+from scatlas.cluster.data import read_obs_column
 from scatlas.io import InputError, atomic_output
 
 log = logging.getLogger(__name__)
@@ -62,19 +62,14 @@ def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = 
     missing = {"cell", "cluster"} - set(table.columns)
     if missing:
         raise InputError(labels, f"missing column(s) {', '.join(sorted(missing))}: need cell, cluster")
-    try:
-        obs = ad.read_h5ad(truth, backed="r").obs
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(truth, f"not a readable h5ad file ({err})") from None
-    if key not in obs.columns:
-        raise InputError(truth, f"no obs column {key!r} (columns: {', '.join(map(str, obs.columns))})")
+    truth_column = read_obs_column(truth, key)
     if table["cell"].duplicated().any():
         raise InputError(labels, "duplicated cell names")
     position = pd.Series(np.arange(len(table)), index=table["cell"])
-    unknown = set(table["cell"]) - set(obs.index.astype(str))
+    unknown = set(table["cell"]) - set(truth_column.index)
     if unknown:
         raise InputError(labels, f"{len(unknown)} cell(s) not in {truth}, e.g. {sorted(unknown)[0]}")
-    truth_labels = obs[key].reindex(table["cell"].to_numpy())
+    truth_labels = truth_column.reindex(table["cell"].to_numpy())
     keep = table["cluster"].notna().to_numpy() & truth_labels.notna().to_numpy()
     if not keep.any():
         raise InputError(labels, "no cell has both a cluster and a label")
