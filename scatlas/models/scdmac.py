@@ -26,7 +26,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from scatlas.cluster.data import TARGET_SUM, highly_variable, standardize
+from scatlas.cluster.data import TARGET_SUM, highly_variable
 from scatlas.nn.clustering import (
     dec_target,
     inflate,
@@ -182,24 +182,23 @@ class Scdmac:
 
     def _inputs(self, counts: sp.spmatrix):
         """Network inputs from raw counts of all the fitted input's genes: z-scored log1p per 10^4 of the
-        modelled genes, their raw counts, size factors (library size over *all* genes / 10^4)."""
+        modelled genes, their raw counts, size factors (library size over *all* genes / 10^4), and the
+        (mean, sd) per gene of the log data that z-scored it (the denoised matrix is put on that scale)."""
         counts = sp.csr_matrix(counts, dtype=np.float32)
         if counts.shape[1] != self.n_input_genes_:
             raise ValueError(f"counts have {counts.shape[1]} genes; the model was fitted on {self.n_input_genes_}")
         totals = np.asarray(counts.sum(axis=1)).ravel()
         counts = counts[:, self.genes_].toarray()
         logged = np.log1p(counts * (TARGET_SUM / totals)[:, None]).astype(np.float32)
-        sd = logged.std(axis=0)
-        # per-gene mean and sd of the observed log data: the denoised matrix is put on the same scale
-        self._scale = (torch.from_numpy(logged.mean(axis=0)).to(self.device),
-                       torch.from_numpy(np.where(sd > 0, sd, 1.0).astype(np.float32)).to(self.device))  # fmt: skip
-        x = standardize(logged)
+        mean, sd = logged.mean(axis=0), logged.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0).astype(np.float32)  # constant genes become 0
         device = self.device
-        return (torch.from_numpy(x).to(device), torch.from_numpy(counts).to(device),
-                torch.from_numpy((totals / TARGET_SUM).astype(np.float32)).to(device))  # fmt: skip
+        scale = (torch.from_numpy(mean).to(device), torch.from_numpy(sd).to(device))
+        return (torch.from_numpy((logged - mean) / sd).to(device), torch.from_numpy(counts).to(device),
+                torch.from_numpy((totals / TARGET_SUM).astype(np.float32)).to(device), scale)  # fmt: skip
 
     @torch.no_grad()
-    def _denoised(self, x: torch.Tensor, size_factors: torch.Tensor) -> torch.Tensor:
+    def _denoised(self, x: torch.Tensor, size_factors: torch.Tensor, scale) -> torch.Tensor:
         """X_z: log1p of the denoiser's mean head (per-10^4 scale), centred and scaled per gene with the
         observed log data's mean and sd (the input's scale); cells × genes."""
         self.denoiser.eval()
@@ -209,7 +208,7 @@ class Scdmac:
                 mean_normalized = self.denoiser(x[start : start + 4096], size_factors[start : start + 4096])[0]
             out.append(torch.log1p(mean_normalized.float()))
         log_mean = torch.cat(out)
-        mean, sd = self._scale
+        mean, sd = scale
         return (log_mean - mean) / sd
 
     @torch.no_grad()
@@ -268,18 +267,18 @@ class Scdmac:
         started = time.perf_counter()
         with deterministic(self.seed):
             generator = torch.Generator().manual_seed(self.seed)
-            x, y, size_factors = self._inputs(counts)
+            x, y, size_factors, scale = self._inputs(counts)
             self.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise,
                                             p.zinb_ridge).to(self.device)  # fmt: skip
             self.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor).to(self.device)
             if p.denoise:
                 self._fit_denoiser(x, y, size_factors, generator)
-                self._x_mae = self._denoised(x, size_factors)
+                self._x_mae = self._denoised(x, size_factors, scale)
             else:
                 self._x_mae = x
             neighbours = self._neighbours(self._x_mae)
             self._fit_mae(neighbours, generator)
-            self._fit_clusters(x, y, size_factors, neighbours, generator)
+            self._fit_clusters(x, y, size_factors, scale, neighbours, generator)
             self.embedding_ = self._embed(self._x_mae).cpu().numpy()
             self.labels_ = self._assign(torch.from_numpy(self.embedding_).to(self.device)).cpu().numpy()
         self.fit_seconds_ = time.perf_counter() - started
@@ -327,7 +326,7 @@ class Scdmac:
                 total, batches = total + loss.item(), batches + 1
             self._progress("mask", epoch, epochs, mae=total / batches)
 
-    def _fit_clusters(self, x, y, size_factors, neighbours, generator):
+    def _fit_clusters(self, x, y, size_factors, scale, neighbours, generator):
         p = self.params
         z = self._embed(self._x_mae)
         kmeans = KMeans(self.n_clusters, n_init=p.kmeans_n_init, random_state=self.seed).fit(z.cpu().numpy())
@@ -340,7 +339,7 @@ class Scdmac:
         optimizer = torch.optim.Adam(parameters, lr=p.cluster_learning_rate)
         for epoch in range(p.cluster_epochs):
             if epoch > 0 and p.denoise and p.alpha > 0:  # the denoiser keeps learning: refresh its output
-                self._x_mae = self._denoised(x, size_factors)
+                self._x_mae = self._denoised(x, size_factors, scale)
             # Eq. 17 centres and the DEC target from all cells, fixed for the epoch
             z = self._embed(self._x_mae)
             if epoch > 0:
@@ -383,8 +382,8 @@ class Scdmac:
     @torch.no_grad()
     def transform(self, counts: sp.spmatrix) -> np.ndarray:
         """Embedding Z (cells × latent) of new cells' raw counts over the fitted input's genes (same order)."""
-        x, _, size_factors = self._inputs(counts)
-        x_mae = self._denoised(x, size_factors) if self.params.denoise else x
+        x, _, size_factors, scale = self._inputs(counts)
+        x_mae = self._denoised(x, size_factors, scale) if self.params.denoise else x
         return self._embed(x_mae).cpu().numpy()
 
     @torch.no_grad()
