@@ -48,7 +48,7 @@ def test_each_ablation_switch_changes_the_computation(deng):
     no_predictor = tiny_fit(counts, mask_predictor=False)
     assert no_predictor.mae.mask_head is None and default.mae.mask_head is not None
     unweighted = tiny_fit(counts, weighted_reconstruction=False)
-    variants = [no_predictor, unweighted]
+    variants = [no_predictor, unweighted, tiny_fit(counts, shuffle="genes")]
     for augmentation in ("gene_zero_rate", "noise_variance", "neighbour_swap_rate"):
         variants.append(tiny_fit(counts, **{augmentation: 0.2}))
     for variant in variants:
@@ -66,6 +66,27 @@ def test_weighted_reconstruction_puts_lambda_on_masked_entries():
         plain, _ = model.loss(x, target, mask, None, 0.65)
     assert weighted.item() == pytest.approx((0.7 * squared * mask + 0.3 * squared * (1 - mask)).mean().item())
     assert plain.item() == pytest.approx(squared.mean().item())
+
+
+def test_cell_shuffle_takes_every_masked_entry_of_a_cell_from_one_partner_cell():
+    model = Scdmac(2, ScdmacParams(mask_ratio=0.5), seed=0, device="cpu")
+    x = torch.arange(60, dtype=torch.float32).reshape(6, 10)  # every value distinct
+    x_masked, mask = model._perturb(
+        x, torch.zeros(6, 1, dtype=torch.long), torch.arange(6), torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(mask, (x_masked != x).float()) and 0.2 < mask.mean().item() < 0.8
+    for row in range(6):
+        masked = mask[row].bool()
+        if masked.any():
+            partners = {int(v) // 10 for v in x_masked[row, masked]}  # the row each masked value came from
+            assert len(partners) == 1 and row not in partners
+            # unmasked entries keep the cell's own values
+            assert torch.equal(x_masked[row, ~masked], x[row, ~masked])
+
+
+def test_unknown_shuffle_is_refused():
+    with pytest.raises(KeyError, match="shuffle must be 'cells' or 'genes'"):
+        ScdmacParams.from_dict({"shuffle": "rows"})
 
 
 def test_save_and_load_give_the_same_clusters(deng, tmp_path):
