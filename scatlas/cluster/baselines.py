@@ -46,7 +46,10 @@ def leiden(counts: sp.spmatrix, n_clusters: int, seed: int = 0, n_top_genes: int
     """
     embedding = pca_embedding(counts, n_top_genes, n_comps, seed)
     adata = ad.AnnData(sp.csr_matrix(counts.shape, dtype=np.float32), obsm={"X_pca": embedding})
-    sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_pca", random_state=seed)
+    # exact kNN (scikit-learn): from 8192 cells scanpy 1.11 otherwise takes pynndescent's graph, a scipy
+    # sparse array it then fails on (csr_array has no getnnz since scipy 1.14)
+    sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_pca", random_state=seed,
+                    transformer="sklearn")  # fmt: skip
     low, high = np.log10(1e-3), np.log10(10.0)
     best: tuple[int, float, np.ndarray] | None = None
     for _ in range(max_steps):

@@ -96,3 +96,17 @@ def test_unknown_parameter_names_the_config(tmp_path, capsys):
     assert main(["cluster", "--method", "scdmac", "--input", str(DENG), "--n-clusters", "5", "--config", str(config),
                  "--output", str(tmp_path / "out.tsv")]) == 2  # fmt: skip
     assert f"{config}: " in capsys.readouterr().err
+
+
+def test_leiden_clusters_a_set_of_more_than_8192_cells(tmp_path, capsys):
+    # CITE-seq CBMC, 8617 cells, 15 labelled types: above 8192 cells scanpy's default kNN backend
+    # returned a sparse array its own code then failed on
+    path = SHARED / "data" / "benchmarks" / "cite_cbmc_top2000.h5ad"
+    out = tmp_path / "cbmc.tsv"
+    assert main(["cluster", "--method", "leiden", "--input", str(path), "--n-clusters", "15",
+                 "--output", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["score", "--labels", str(out), "--truth", str(path)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    # the major blood populations (T, B, NK cells, monocytes) are found
+    assert scores["n_cells"] > 8192 and scores["ari"] > 0.5
