@@ -15,8 +15,9 @@ out). Figures:
   combine_studies reports it). ROC curves are drawn from a continuous statistic; this one breaks the
   ties of ``auc`` (it can be lower: most missed DE genes have no counts at all, z = 0 exactly, while
   null genes with counts have a little noise).
-- In both, the evidence counts 0 where z and log2fc have opposite signs. A zero on either side is no
-  disagreement: SCDE's log2fc is the posterior mode, which is exactly 0 for many genes.
+- In both, the evidence counts 0 where z is 0 (after the meta-analysis: the studies disagree in
+  direction) or where z and log2fc have opposite signs. A log2fc of exactly 0 is no disagreement:
+  SCDE's log2fc is the posterior mode, which is exactly 0 for many genes.
 - ``precision`` / ``recall``: of the genes called ``significant`` (FDR 0.05; meta-analysis: also the
   same sign in every study), those truly DE with the right sign.
 
@@ -39,11 +40,12 @@ from scatlas.de.simulate import simulate_de
 
 
 def scores(table, truth):
-    """AUC of -log10 p_adj_max and of |z| (0 when z and log2fc have opposite signs), precision and
-    recall of 'significant'."""
+    """AUC of -log10 p_adj_max and of |z| (0 when z is 0 or z and log2fc have opposite signs),
+    precision and recall of 'significant'."""
     table = table.set_index("gene").reindex(truth.index)
-    # Opposite signs only: a fold change of exactly 0 (SCDE's posterior mode) contradicts nothing.
-    same_sign = np.sign(table["log2fc"]) * np.sign(table["z"]) >= 0
+    # A fold change of exactly 0 (SCDE's posterior mode) contradicts nothing; a z of 0 is no evidence
+    # (meta-analysis: the studies disagree in direction).
+    same_sign = (table["z"] != 0) & (np.sign(table["log2fc"]) * np.sign(table["z"]) >= 0)
     evidence = np.where(same_sign, -np.log10(np.maximum(table["p_adj_max"].to_numpy(), 1e-300)), 0.0)
     statistic = np.where(same_sign, table["z"].abs().to_numpy(), 0.0)
     de = truth.to_numpy() != 0

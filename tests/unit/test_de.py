@@ -95,6 +95,7 @@ def test_meta_analysis_needs_every_study_and_the_same_sign():
     assert table["significant"].to_dict() == {"both_up": True, "flips": False, "weak": False, "both_down": True}
     assert table.loc["both_up", "log2fc"] == 1.5 and table.loc["both_up", "p_adj_max"] == 0.03
     assert table.loc["both_up", "z"] == 3 and table.loc["both_down", "z"] == -3  # the weakest study's Z
+    assert table.loc["flips", "z"] == 0  # Z = 3 and -3: no evidence of a change in one direction
     assert (table["n_studies"] == 2).all()
 
 
