@@ -11,8 +11,8 @@ out). Figures:
   so this AUC is then 0.5 + half the share of DE genes with ``p_adj_max`` < 1, whatever the order of
   the rest (tied pairs count 1/2).
 - ``auc_z``: ROC AUC of the genes ranked by |z|, the method's uncorrected statistic (single study:
-  the study's z; meta-analysis: the z of the study with the weakest evidence, as
-  combine_studies reports it). ROC curves are drawn from a continuous statistic; this one breaks the
+  the study's z; meta-analysis: combine_studies' z, the weakest study's z when every study's z has
+  the same sign, else 0). ROC curves are drawn from a continuous statistic; this one breaks the
   ties of ``auc`` (it can be lower: most missed DE genes have no counts at all, z = 0 exactly, while
   null genes with counts have a little noise).
 - In both, the evidence counts 0 where z is 0 (after the meta-analysis: the studies disagree in
