@@ -1,14 +1,28 @@
 """DE accuracy on simulated truth and SCDE speed; prints the figures of the issue note.
 
 Counts from scatlas.de.simulate (NB with drop-outs, 3 studies with batch effects, 3 cell types,
-known DE genes). For each method: precision/recall at FDR 0.05 of type_0 against the other types and
-two AUCs (|truth| != 0 vs the evidence), per single study (mean over studies) and after the
-meta-analysis: ``auc`` ranks genes by -log10 p_adj_max, ``auc_z`` by |z|, the uncorrected statistic
-of the weakest study (ROC curves are usually drawn from nominal p-values or statistics: BH gives
-many genes the same adjusted p, and SCDE's conservative Z puts most genes at exactly 1, so ``auc``
-is then 0.5 + half the share of DE genes with p_adj_max < 1). Both count 0 where z and log2fc
-disagree in sign. Speed: one SCDE test, 150 cells (75 vs 75) x 20 000 genes, wall and CPU seconds
-with the load average. Run with ``nice -n 10``.
+known DE genes). For each method, type_0 is tested against the other types, per single study (mean
+over the studies) and after the meta-analysis (scatlas.de.combine_studies). Positives are the genes
+with a true fold change for type_0, negatives the null genes (genes DE only in another type are left
+out). Figures:
+
+- ``auc``: ROC AUC of the genes ranked by -log10 ``p_adj_max`` (single study: the study's adjusted
+  p). BH gives many genes the same adjusted p and SCDE's conservative Z puts most genes at exactly 1,
+  so this AUC is then 0.5 + half the share of DE genes with ``p_adj_max`` < 1, whatever the order of
+  the rest (tied pairs count 1/2).
+- ``auc_z``: ROC AUC of the genes ranked by |z|, the method's uncorrected statistic (single study:
+  the study's z; meta-analysis: combine_studies' z, the weakest study's z when every study's z has
+  the same sign, else 0). ROC curves are drawn from a continuous statistic; this one breaks the
+  ties of ``auc`` (it can be lower: most missed DE genes have no counts at all, z = 0 exactly, while
+  null genes with counts have a little noise).
+- In both, the evidence counts 0 where z is 0 (after the meta-analysis: the studies disagree in
+  direction) or where z and log2fc have opposite signs. A log2fc of exactly 0 is no disagreement:
+  SCDE's log2fc is the posterior mode, which is exactly 0 for many genes.
+- ``precision`` / ``recall``: of the genes called ``significant`` (FDR 0.05; meta-analysis: also the
+  same sign in every study), those truly DE with the right sign.
+
+Speed: one SCDE test, 150 cells (75 vs 75) x 20 000 genes, wall and CPU seconds with the load
+average. Run with ``nice -n 10`` and ``OMP_NUM_THREADS=1``.
 """
 
 import argparse
@@ -26,10 +40,12 @@ from scatlas.de.simulate import simulate_de
 
 
 def scores(table, truth):
-    """AUC of -log10 p_adj_max and of |z| (0 when z and log2fc disagree in sign), precision and recall
-    of 'significant'."""
+    """AUC of -log10 p_adj_max and of |z| (0 when z is 0 or z and log2fc have opposite signs),
+    precision and recall of 'significant'."""
     table = table.set_index("gene").reindex(truth.index)
-    same_sign = np.sign(table["log2fc"]) == np.sign(table["z"])
+    # A fold change of exactly 0 (SCDE's posterior mode) contradicts nothing; a z of 0 is no evidence
+    # (meta-analysis: the studies disagree in direction).
+    same_sign = (table["z"] != 0) & (np.sign(table["log2fc"]) * np.sign(table["z"]) >= 0)
     evidence = np.where(same_sign, -np.log10(np.maximum(table["p_adj_max"].to_numpy(), 1e-300)), 0.0)
     statistic = np.where(same_sign, table["z"].abs().to_numpy(), 0.0)
     de = truth.to_numpy() != 0

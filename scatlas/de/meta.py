@@ -76,11 +76,13 @@ def file_names(cell_types) -> dict[str, str]:
 def combine_studies(per_study: dict[str, pd.DataFrame], fdr: float) -> pd.DataFrame:
     """Meta-analysis of per-study results (each indexed by gene: ``log2fc``, ``z``, ``p_adj``).
 
-    ``p_adj_max`` = largest adjusted p; ``log2fc`` = mean; ``z`` = the signed, uncorrected Z of the
-    study with the weakest evidence (the largest adjusted p; among studies tied there — BH gives many
-    genes the same adjusted p — the smallest |Z|); ``significant`` = p_adj_max < fdr and the same
-    non-zero sign of log2fc in every study. Rows sorted: significant first, then p_adj_max, then
-    |log2fc| desc (scQuery's filter_degs.py).
+    ``p_adj_max`` = largest adjusted p; ``log2fc`` = mean; ``significant`` = p_adj_max < fdr and the
+    same non-zero sign of log2fc in every study. ``z`` = the weakest uncorrected evidence for a change
+    in the same direction in every study: the smallest Z when every study's Z is positive, the largest
+    when every one is negative, 0 when they disagree in sign — the intersection-union statistic of
+    that hypothesis, the continuous counterpart of the max-p-and-same-sign rule (BH ties most genes
+    at one adjusted p, so the ranking needs the uncorrected statistic). Rows sorted: significant
+    first, then p_adj_max, then |log2fc| desc (scQuery's filter_degs.py).
     """
     studies = list(per_study)
     fc = pd.concat({s: per_study[s]["log2fc"] for s in studies}, axis=1)
@@ -88,14 +90,14 @@ def combine_studies(per_study: dict[str, pd.DataFrame], fdr: float) -> pd.DataFr
     z = pd.concat({s: per_study[s]["z"] for s in studies}, axis=1)
     signs = np.sign(fc.to_numpy())
     same_sign = (np.abs(signs.sum(1)) == len(studies)) & (signs[:, 0] != 0)
-    p_values, z_values = p.to_numpy(), z.to_numpy()
-    tied = p_values == p_values.max(1, keepdims=True)
-    weakest = np.where(tied, np.abs(z_values), np.inf).argmin(1)
+    z_values = z.to_numpy()
+    # min Z if all up, max Z if all down; otherwise both terms are <= 0 and the evidence is 0.
+    weakest = np.maximum(np.maximum(z_values.min(1), -z_values.max(1)), 0.0) * np.sign(z_values[:, 0])
     table = pd.DataFrame({
         "gene": fc.index.astype(str),
         "log2fc": fc.mean(1).to_numpy(),
         "p_adj_max": p.max(1).to_numpy(),
-        "z": z_values[np.arange(len(z)), weakest],
+        "z": weakest + 0.0,  # + 0.0: no -0.0 in the tables
         "n_studies": len(studies),
     })  # fmt: skip
     table["significant"] = (table["p_adj_max"] < fdr) & same_sign

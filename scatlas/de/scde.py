@@ -61,9 +61,20 @@ class ErrorModels:
     theta_curve: np.ndarray
 
     def failure_probability(self, log_e: np.ndarray) -> np.ndarray:
-        """Drop-out probability π for magnitudes ``log_e`` of shape (n_cells, ...)."""
+        """Drop-out probability π for magnitudes ``log_e`` of shape (n_cells, ...).
+
+        At magnitude 0 (``log_e = -inf``) π is the limit of the logistic, set by the sign of its
+        leading term: 1 when ``c2 > 0`` (or ``c2 = 0`` and ``c1 < 0``), 0 when ``c2 < 0`` (or
+        ``c2 = 0`` and ``c1 > 0``) — what SCDE's C++ computes there in floating point.
+        """
         c = self.concomitant.reshape(self.concomitant.shape + (1,) * (log_e.ndim - 1))
-        return special.expit(c[:, 0] + c[:, 1] * log_e + c[:, 2] * log_e**2)
+        c0, c1, c2 = c[:, 0], c[:, 1], c[:, 2]
+        at_zero = np.isneginf(log_e)
+        safe = np.where(at_zero, 0.0, log_e)
+        rising = (c2 > 0) | (c2 == 0) & (c1 < 0)  # the logit tends to +inf as log e -> -inf
+        falling = (c2 < 0) | (c2 == 0) & (c1 > 0)
+        leading = np.where(rising, np.inf, np.where(falling, -np.inf, c0))
+        return special.expit(np.where(at_zero, leading, c0 + c1 * safe + c2 * safe**2))
 
     def nb_size(self, log_e: np.ndarray, clip: tuple[float, float] = (0.01, 1000.0)) -> np.ndarray:
         """NB size θ for magnitudes ``log_e`` of shape (n_cells, ...)."""
@@ -534,8 +545,10 @@ def expression_prior(models: ErrorModels, counts: np.ndarray, n_points: int = 40
     x = np.log10(np.exp(log_fpm) + 1)
     finite = np.isfinite(log_fpm)
     lowest = np.where(finite, log_fpm, np.inf).min()
-    # A zero count has magnitude -inf; SCDE's drop-out probability there is 0 or 1 by the sign of the
-    # quadratic term (or NaN -> 0). It is taken at the lowest magnitude observed instead.
+    # A zero count has magnitude -inf, where SCDE's drop-out probability is the logistic's limit, 0 or
+    # 1 by the sign of an extrapolated quadratic term (NaN -> 0 when the two terms cancel): the zeros
+    # of a cell then weigh all or nothing. Here they weigh as a count at the lowest magnitude
+    # observed (the simulation of benchmarks/de.py: SCDE's rule ranks DE genes a little worse).
     weights = 1 - models.failure_probability(np.where(finite, log_fpm, lowest))
     weights = (weights / weights.sum()).ravel()
     x_max = float(np.quantile(x, max_quantile))
@@ -604,11 +617,17 @@ def cell_log_posteriors(models: ErrorModels, counts: np.ndarray, grid: np.ndarra
 
 
 def _likelihood_on_grid(models, c, r, mu, log_m):
-    """log P(r | m_k) of cell c for distinct counts r (n, 1), means mu (n, K), magnitudes log_m (K,)."""
+    """log P(r | m_k) of cell c for distinct counts r (n, 1), means mu (n, K), magnitudes log_m (K,).
+
+    At the first grid point (magnitude 0, ``log_m = -inf``) the NB mean is 0, so a count above 0 is
+    possible only as a drop-out, with π's limit there (:meth:`ErrorModels.failure_probability`), as
+    in SCDE: a cell whose drop-out probability falls to 0 at low magnitude rules magnitude 0 out
+    for a gene it detects. θ does not matter there (an NB of mean 0 is 1 at 0 and 0 elsewhere).
+    """
     finite = np.isfinite(log_m)
     log_m_safe = np.where(finite, log_m, log_m[finite].min())[None, :]
-    conc = models.concomitant[c]
-    pi = special.expit(conc[0] + conc[1] * log_m_safe + conc[2] * log_m_safe**2)
+    one = ErrorModels(models.concomitant[[c]], models.log_scale[[c]], models.theta_curve[[c]])
+    pi = one.failure_probability(log_m[None, :])
     theta = np.clip(np.exp(-_logistic5(models.theta_curve[[c]], log_m_safe, np)), 0.01, 1000.0)
     return mixture_logpmf(r, mu, pi, theta)
 

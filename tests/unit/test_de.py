@@ -12,6 +12,8 @@ from scipy import sparse, stats
 from scatlas.cli import main
 from scatlas.de import DEParams, combine_studies, differential_expression, safe_file_name
 from scatlas.de.scde import (
+    ErrorModels,
+    cell_log_posteriors,
     corrected_z,
     difference_posterior,
     difference_z,
@@ -30,6 +32,25 @@ def test_mixture_likelihood_by_hand():
     r, mu, pi, theta = np.array([0.0, 3.0]), np.array([2.0, 2.0]), np.array([0.3, 0.3]), np.array([1.0, 1.0])
     expected = [0.7 / 3 + 0.3 * math.exp(-0.1), 0.7 * 8 / 81 + 0.3 * math.exp(-0.1) * 0.1**3 / 6]
     assert np.exp(mixture_logpmf(r, mu, pi, theta)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_magnitude_zero_takes_the_drop_out_probability_in_the_limit():
+    # At magnitude 0 the NB mean is 0, so a count of 1 there can only be a drop-out, with π's limit
+    # at log e = -inf. Cell 0: π = expit(5 - 0.01·(log e)²) is ~0.99 on the whole grid but tends to
+    # 0: one read rules magnitude 0 out. Cell 1: π = expit(-5 + 0.01·(log e)²) tends to 1: at
+    # magnitude 0 the read is a drop-out, P = Poisson(1; 0.1), far likelier than the NB at the next
+    # grid point. θ = 1 everywhere (B = T = 0), a = 0.01.
+    grid = np.linspace(0.0, 3.0, 301)
+    models = ErrorModels(np.array([[5.0, 0.0, -0.01], [-5.0, 0.0, 0.01]]), np.log([0.01, 0.01]),
+                         np.array([[0.0, 0.0, 0.0, -1.0, 0.5]] * 2))  # fmt: skip
+    assert models.failure_probability(np.full((2, 1), -np.inf)).ravel().tolist() == [0.0, 1.0]
+    table, index = cell_log_posteriors(models, np.array([[1], [1]]), grid)
+    post = np.exp(table[index[:, 0]].astype(np.float64))  # (cells, grid)
+    assert post[0, 0] < 1e-12 * post[0, 1]
+    log_e1 = math.log(10 ** grid[1] - 1)
+    mu1, pi1, drop = 0.01 * (10 ** grid[1] - 1), 1 / (1 + math.exp(5 - 0.01 * log_e1**2)), 0.1 * math.exp(-0.1)
+    expected = drop / ((1 - pi1) * mu1 / (1 + mu1) ** 2 + pi1 * drop)  # NB(1; μ, θ=1) = μ / (1 + μ)²
+    assert post[1, 0] / post[1, 1] == pytest.approx(expected, rel=1e-4)
 
 
 def test_group_posterior_is_the_normalised_product_and_bootstrap_rows_sum_to_one():
@@ -95,6 +116,7 @@ def test_meta_analysis_needs_every_study_and_the_same_sign():
     assert table["significant"].to_dict() == {"both_up": True, "flips": False, "weak": False, "both_down": True}
     assert table.loc["both_up", "log2fc"] == 1.5 and table.loc["both_up", "p_adj_max"] == 0.03
     assert table.loc["both_up", "z"] == 3 and table.loc["both_down", "z"] == -3  # the weakest study's Z
+    assert table.loc["flips", "z"] == 0  # Z = 3 and -3: no evidence of a change in one direction
     assert (table["n_studies"] == 2).all()
 
 
