@@ -84,6 +84,22 @@ def test_cell_shuffle_takes_every_masked_entry_of_a_cell_from_one_partner_cell()
             assert torch.equal(x_masked[row, ~masked], x[row, ~masked])
 
 
+def test_initial_centres_prefer_the_best_silhouette_over_the_lowest_inertia():
+    # one large spread-out population and two small tight ones close together (k = 3): the lowest
+    # K-means inertia splits the large one and merges the small ones
+    rng = np.random.default_rng(0)
+    z = np.vstack([rng.normal(0, 2, (1000, 2)), rng.normal((20, 0), 0.1, (30, 2)), rng.normal((20, 10), 0.1, (30, 2))])
+    truth = np.repeat([0, 1, 2], [1000, 30, 30])
+
+    def labels(selection):
+        model = Scdmac(3, ScdmacParams(centre_selection=selection), seed=0, device="cpu")
+        centres = model._initial_centres(z.astype(np.float32))
+        return ((z[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+
+    assert adjusted_rand_score(truth, labels("inertia")) < 0.6
+    assert adjusted_rand_score(truth, labels("silhouette")) > 0.99
+
+
 def test_unknown_shuffle_is_refused():
     with pytest.raises(KeyError, match="shuffle must be 'cells' or 'genes'"):
         ScdmacParams.from_dict({"shuffle": "rows"})
