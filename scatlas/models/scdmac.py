@@ -80,7 +80,7 @@ class ScdmacParams:
     weighted_reconstruction: bool = True  # False = ablation scDMAC-W: plain MSE
     mask_predictor: bool = True  # False = ablation scDMAC-P: no mask predictor, no BCE term
     mask_loss_weight: float = 0.65  # γ_m; optimum ≈ 0.65
-    gene_zero_rate: float = 0.0  # augmentation: share of entries set to zero (paper 0.1)
+    gene_zero_rate: float = 0.0  # augmentation: share of entries set to a zero count (paper 0.1)
     noise_variance: float = 0.0  # augmentation: Gaussian noise variance, z-scored scale (paper 0.6)
     neighbour_swap_rate: float = 0.0  # augmentation: share of entries taken from a kNN neighbour (paper 0.2)
     n_neighbours: int = 15  # cosine kNN graph for the swaps
@@ -265,8 +265,10 @@ class Scdmac:
             noise = torch.randn(n, g, generator=generator).to(self.device)
             augmented = augmented + noise * p.noise_variance**0.5
         if p.gene_zero_rate > 0:
+            # a zeroed entry takes the value of a zero count, on the z-scored scale -mean / sd, not 0 (the
+            # gene's mean: on sparse data that turned most zeroed entries into expression)
             keep = torch.rand(n, g, generator=generator).to(self.device) >= p.gene_zero_rate
-            augmented = augmented * keep
+            augmented = torch.where(keep, augmented, self._zero_level)
         if p.shuffle == "cells":
             shuffled = augmented[torch.randperm(n, generator=generator).to(self.device)]
         else:  # each gene's column permuted independently across the batch's cells
@@ -301,6 +303,7 @@ class Scdmac:
         with deterministic(self.seed):
             generator = torch.Generator().manual_seed(self.seed)
             x, y, size_factors, scale = self._inputs(counts)
+            self._zero_level = -scale[0] / scale[1]  # log1p(0) = 0 on the z-scored scale
             self.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise,
                                             p.zinb_ridge).to(self.device)  # fmt: skip
             self.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor).to(self.device)
@@ -317,7 +320,7 @@ class Scdmac:
         self.fit_seconds_ = time.perf_counter() - started
         log.info("scDMAC fit: %d cells × %d genes, k = %d, %.1f s on %s", n_cells, n_genes, self.n_clusters,
                  self.fit_seconds_, self.device)  # fmt: skip
-        del self._x_mae
+        del self._x_mae, self._zero_level
         return self
 
     def _neighbours(self, x: torch.Tensor) -> torch.Tensor:

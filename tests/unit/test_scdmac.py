@@ -100,6 +100,18 @@ def test_initial_centres_prefer_the_best_silhouette_over_the_lowest_inertia():
     assert adjusted_rand_score(truth, labels("silhouette")) > 0.99
 
 
+def test_gene_zeroing_gives_entries_the_value_of_a_zero_count():
+    model = Scdmac(2, ScdmacParams(mask_ratio=0.0, gene_zero_rate=0.5), seed=0, device="cpu")
+    x = torch.arange(1, 61, dtype=torch.float32).reshape(6, 10)  # z-scored input, no value at 0
+    model._zero_level = -torch.arange(10, dtype=torch.float32) / 7  # -mean / sd of each gene's log data
+    augmented, mask = model._perturb(
+        x, torch.zeros(6, 1, dtype=torch.long), torch.arange(6), torch.Generator().manual_seed(0)
+    )
+    zeroed = augmented != x
+    assert 0.2 < zeroed.float().mean().item() < 0.8 and not mask.any()
+    assert torch.equal(augmented[zeroed], model._zero_level.expand(6, 10)[zeroed])
+
+
 def test_unknown_shuffle_is_refused():
     with pytest.raises(KeyError, match="shuffle must be 'cells' or 'genes'"):
         ScdmacParams.from_dict({"shuffle": "rows"})
