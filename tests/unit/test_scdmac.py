@@ -11,6 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from scatlas.cluster import cluster_counts
 from scatlas.cluster.data import read_counts
 from scatlas.models import Scdmac, ScdmacParams
+from scatlas.models.scdmac import differ_probability, mask_probability
 from scatlas.nn.scdmac import MaskingAutoencoder
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
@@ -69,7 +70,8 @@ def test_weighted_reconstruction_puts_lambda_on_masked_entries():
 
 
 def test_cell_shuffle_takes_every_masked_entry_of_a_cell_from_one_partner_cell():
-    model = Scdmac(2, ScdmacParams(mask_ratio=0.5), seed=0, device="cpu")
+    model = Scdmac(2, seed=0, device="cpu")
+    model.mask_probability_ = 0.5
     x = torch.arange(60, dtype=torch.float32).reshape(6, 10)  # every value distinct
     x_masked, mask = model._perturb(
         x, torch.zeros(6, 1, dtype=torch.long), torch.arange(6), torch.Generator().manual_seed(1)
@@ -101,7 +103,8 @@ def test_initial_centres_prefer_the_best_silhouette_over_the_lowest_inertia():
 
 
 def test_gene_zeroing_gives_entries_the_value_of_a_zero_count():
-    model = Scdmac(2, ScdmacParams(mask_ratio=0.0, gene_zero_rate=0.5), seed=0, device="cpu")
+    model = Scdmac(2, ScdmacParams(gene_zero_rate=0.5), seed=0, device="cpu")
+    model.mask_probability_ = 0.0
     x = torch.arange(1, 61, dtype=torch.float32).reshape(6, 10)  # z-scored input, no value at 0
     model._zero_level = -torch.arange(10, dtype=torch.float32) / 7  # -mean / sd of each gene's log data
     augmented, mask = model._perturb(
@@ -110,6 +113,25 @@ def test_gene_zeroing_gives_entries_the_value_of_a_zero_count():
     zeroed = augmented != x
     assert 0.2 < zeroed.float().mean().item() < 0.8 and not mask.any()
     assert torch.equal(augmented[zeroed], model._zero_level.expand(6, 10)[zeroed])
+
+
+def test_mask_probability_gives_the_masking_ratio_as_the_share_of_changed_entries():
+    # gene 1: values 0, 0, 1, 2 → P(two cells differ) = 1 − (0.5² + 0.25² + 0.25²) = 0.625; gene 2: all
+    # distinct → 0.75 (a cell drawn twice); mean 0.6875
+    x = np.array([[0, 5], [0, 6], [1, 7], [2, 8]], dtype=np.float32)
+    np.testing.assert_allclose(differ_probability(x), [0.625, 0.75])
+    assert mask_probability(x, 0.3, 0.55) == pytest.approx(0.3 / 0.6875)
+    sparse = np.zeros((100, 3), dtype=np.float32)
+    sparse[0] = 1  # 99 % zeros: reaching the ratio would need p > 1
+    assert mask_probability(sparse, 0.3, 0.55) == 0.55
+    # the share of entries the perturbation really changes is the ratio
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.8, (512, 50)).astype(np.float32)  # about 45 % zeros
+    model = Scdmac(2, seed=0, device="cpu")
+    model.mask_probability_ = mask_probability(counts, 0.3, 0.55)
+    _, mask = model._perturb(torch.from_numpy(counts), torch.zeros(512, 1, dtype=torch.long), torch.arange(512),
+                             torch.Generator().manual_seed(0))  # fmt: skip
+    assert mask.mean().item() == pytest.approx(0.3, abs=0.02)
 
 
 def test_unknown_shuffle_is_refused():
