@@ -435,7 +435,7 @@ class Scdmac:
         best, best_score = None, -np.inf
         for seed in seeds:
             kmeans = KMeans(self.n_clusters, n_init=1, random_state=int(seed)).fit(z)
-            if len(np.unique(kmeans.labels_)) < 2:  # silhouette needs two clusters
+            if not 2 <= len(np.unique(kmeans.labels_)) < len(z):  # the silhouette's domain
                 score = -1.0
             else:
                 score = silhouette_score(z, kmeans.labels_, sample_size=min(len(z), 5000), random_state=self.seed)
