@@ -68,9 +68,9 @@ class ScdmacParams:
     # stage 2: masking autoencoder
     mae_hidden: list[int] = field(default_factory=lambda: [256, 128])
     latent: int = 128  # embedding size (scMAE 128; the paper 10–32)
-    # Masking ratio = the share of entries masked, the paper's optimum 0.2–0.3. Only entries that changed
-    # count as masked, and an entry swapped with an equal value (two zeros) does not change, so the
-    # Bernoulli probability is set from the data: mask_ratio / P(two cells differ), averaged over genes,
+    # Masking ratio = the share of entries the perturbation changes, the paper's optimum 0.2–0.3. An entry
+    # swapped with an equal value (two zeros) does not change, so the Bernoulli probability of a swap is
+    # set from the data: mask_ratio / P(two cells differ), averaged over genes,
     # at most max_mask_probability. Zeisel (half zeros) gets 0.41; sparse sets (over 90 % zeros) the
     # maximum. Measured with a fixed probability: zeisel 0.25 → 0.72, 0.3 → 0.82, 0.4 → 0.86 (0.29 of
     # entries masked), 0.5 → 0.84; mouse_bladder 0.4 → 0.47, 0.55 → 0.63; pbmc4k 0.4 → 0.67, 0.55 → 0.70;
