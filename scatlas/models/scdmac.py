@@ -365,7 +365,7 @@ class Scdmac:
         differ = differ_probability(x)
         self.mask_probability_ = mask_probability(differ, p.mask_ratio, p.max_mask_probability)
         self._swap_visible = torch.from_numpy(differ > 0.5).to(self.device)
-        log.info("mask probability %.3f for a masked share of %.2f; swaps visible on %d of %d genes",
+        log.info("mask probability %.3f for a changed share of %.2f; swaps visible on %d of %d genes",
                  self.mask_probability_, p.mask_ratio, int(self._swap_visible.sum()), len(differ))  # fmt: skip
 
     def _neighbours(self, x: torch.Tensor) -> torch.Tensor:
