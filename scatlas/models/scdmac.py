@@ -260,7 +260,7 @@ class Scdmac:
         mean, sd = logged.mean(axis=0), logged.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0).astype(np.float32)  # constant genes become 0
         # not clipped: at |z| ≤ 10 (Seurat's and scanpy's max_value) baron_mouse went 0.857 → 0.878 and
-        # pbmc4k 0.69 → 0.71, but mouse_bladder 0.59 → 0.51 and human_kidney 0.71 → 0.68 (seeds 0–2)
+        # pbmc4k 0.69 → 0.71, but mouse_bladder 0.59 → 0.51 and human_kidney 0.71 → 0.68 (seeds 0–2; baron_mouse 0–4)
         device = self.device
         scale = (torch.from_numpy(mean).to(device), torch.from_numpy(sd).to(device))
         return (torch.from_numpy((logged - mean) / sd).to(device), torch.from_numpy(counts).to(device),
