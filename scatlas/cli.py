@@ -41,8 +41,11 @@ def _reference(args: argparse.Namespace) -> None:
 def _cluster(args: argparse.Namespace) -> None:
     from scatlas.cluster import run_clustering
 
-    run_clustering(args.method, args.input, args.n_clusters, args.output, seed=args.seed, device=args.device,
-                   config=args.config)  # fmt: skip
+    labels = run_clustering(args.method, args.input, args.n_clusters, args.output, seed=args.seed,
+                            device=args.device, config=args.config)  # fmt: skip
+    if args.n_clusters is None:
+        print(f"scatlas cluster: {len(set(labels.tolist()))} clusters (K estimated by Leiden at resolution 1 on the "
+              f"{args.method} embedding)", file=sys.stderr)  # fmt: skip
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -213,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="scdmac: denoising + masking autoencoder (SPEC 2.1); pca-kmeans, leiden: scanpy "
                               "baselines; scsmd: not implemented yet (error)")  # fmt: skip
     cluster.add_argument("--input", required=True, help="h5ad whose X holds raw counts, cells x genes")
-    cluster.add_argument("--n-clusters", required=True, type=int, help="number of clusters K (<= number of cells)")
+    cluster.add_argument("--n-clusters", type=int, help="number of clusters K (<= number of cells); omitted: "
+                         "estimated (Leiden at resolution 1 on the method's embedding) and reported")  # fmt: skip
     cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
     cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
     cluster.add_argument("--config", help="YAML mapping of the method's parameters (scdmac: ScdmacParams fields)")

@@ -28,6 +28,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
+from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.data import TARGET_SUM, highly_variable
 from scatlas.nn.clustering import (
     dec_target,
@@ -201,7 +202,8 @@ class Scdmac:
     Parameters
     ----------
     n_clusters
-        Number of clusters k.
+        Number of clusters k; None: estimated after the masking stage (Leiden at resolution 1 on the
+        embedding, :func:`scatlas.cluster.baselines.estimate_n_clusters`), then ``n_clusters_``.
     params
         :class:`ScdmacParams`; defaults when None.
     seed
@@ -210,7 +212,7 @@ class Scdmac:
         ``auto``, ``cpu`` or ``cuda``. On CUDA the networks run under bfloat16 autocast; losses in float32.
     """
 
-    def __init__(self, n_clusters: int, params: ScdmacParams | None = None, seed: int = 0, device: str = "auto"):
+    def __init__(self, n_clusters: int | None, params: ScdmacParams | None = None, seed: int = 0, device: str = "auto"):
         self.n_clusters = n_clusters
         self.params = params or ScdmacParams()
         self.seed = seed
@@ -361,7 +363,7 @@ class Scdmac:
             self.embedding_ = self._embed(self._x_mae).cpu().numpy()
             self.labels_ = self._assign(torch.from_numpy(self.embedding_).to(self.device)).cpu().numpy()
         self.fit_seconds_ = time.perf_counter() - started
-        log.info("scDMAC fit: %d cells × %d genes, k = %d, %.1f s on %s", n_cells, n_genes, self.n_clusters,
+        log.info("scDMAC fit: %d cells × %d genes, k = %d, %.1f s on %s", n_cells, n_genes, self.n_clusters_,
                  self.fit_seconds_, self.device)  # fmt: skip
         del self._x_mae, self._zero_level, self._swap_visible
         return self
@@ -418,8 +420,9 @@ class Scdmac:
 
     def _fit_clusters(self, x, y, size_factors, scale, neighbours, generator):
         p = self.params
-        z = self._embed(self._x_mae)
-        self.centres = torch.from_numpy(self._initial_centres(z.cpu().numpy())).to(self.device)
+        z = self._embed(self._x_mae).cpu().numpy()
+        k = self.n_clusters if self.n_clusters is not None else estimate_n_clusters(z, self.seed)
+        self.centres = torch.from_numpy(self._initial_centres(z, k)).to(self.device)
         if p.cluster_epochs == 0:
             return
         parameters = list(self.mae.parameters())
@@ -459,16 +462,16 @@ class Scdmac:
                 batches += 1
             self._progress("cluster", epoch, p.cluster_epochs, **{k: v / batches for k, v in sums.items()})
 
-    def _initial_centres(self, z: np.ndarray) -> np.ndarray:
-        """Centres (clusters × latent) of the best of ``kmeans_n_init`` K-means runs on the embedding ``z``."""
+    def _initial_centres(self, z: np.ndarray, k: int) -> np.ndarray:
+        """Centres (k × latent) of the best of ``kmeans_n_init`` K-means runs on the embedding ``z``."""
         p = self.params
         if p.centre_selection == "inertia":
-            kmeans = KMeans(self.n_clusters, n_init=p.kmeans_n_init, random_state=self.seed).fit(z)
+            kmeans = KMeans(k, n_init=p.kmeans_n_init, random_state=self.seed).fit(z)
             return kmeans.cluster_centers_.astype(np.float32)
         seeds = np.random.default_rng(self.seed).integers(2**31, size=p.kmeans_n_init)
         best, best_score = None, -np.inf
         for seed in seeds:
-            kmeans = KMeans(self.n_clusters, n_init=1, random_state=int(seed)).fit(z)
+            kmeans = KMeans(k, n_init=1, random_state=int(seed)).fit(z)
             if not 2 <= len(np.unique(kmeans.labels_)) < len(z):  # the silhouette's domain
                 score = -1.0
             else:
@@ -476,6 +479,11 @@ class Scdmac:
             if score > best_score:
                 best, best_score = kmeans, score
         return best.cluster_centers_.astype(np.float32)
+
+    @property
+    def n_clusters_(self) -> int:
+        """The number of clusters fitted (``n_clusters``, or its estimate)."""
+        return self.centres.shape[0]
 
     def _assign(self, z: torch.Tensor) -> torch.Tensor:
         return student_t_assignment(z, self.centres, self.params.student_t_dof).argmax(dim=1)

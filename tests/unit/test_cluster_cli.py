@@ -37,6 +37,16 @@ def test_pca_kmeans_writes_every_cell_and_scores_real_stages(deng, tmp_path, cap
     assert scores["ari"] > 0.2 and scores["acc"] > 0.5
 
 
+@pytest.mark.parametrize("method", ["pca-kmeans", "leiden"])
+def test_without_n_clusters_k_is_estimated_and_reported(deng, method, tmp_path, capsys):
+    out = tmp_path / "deng.tsv"
+    assert main(["cluster", "--method", method, "--input", str(DENG), "--output", str(out)]) == 0
+    found = pd.read_csv(out, sep="\t")["cluster"].nunique()
+    assert f"{found} clusters (K estimated by Leiden" in capsys.readouterr().err
+    # deng's 5 labelled stages: Leiden at resolution 1 finds about as many (6)
+    assert 3 <= found <= 10
+
+
 def test_score_of_the_truth_itself_is_perfect(deng, tmp_path, capsys):
     out = tmp_path / "truth.tsv"
     truth = pd.DataFrame({"cell": deng.obs_names, "cluster": deng.obs["label_code"].to_numpy()})

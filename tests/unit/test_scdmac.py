@@ -9,6 +9,7 @@ from conftest import SHARED
 from sklearn.metrics import adjusted_rand_score
 
 from scatlas.cluster import cluster_counts
+from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.data import read_counts
 from scatlas.models import Scdmac, ScdmacParams
 from scatlas.models.scdmac import differ_probability, mask_probability
@@ -95,7 +96,7 @@ def test_initial_centres_prefer_the_best_silhouette_over_the_lowest_inertia():
 
     def labels(selection):
         model = Scdmac(3, ScdmacParams(centre_selection=selection), seed=0, device="cpu")
-        centres = model._initial_centres(z.astype(np.float32))
+        centres = model._initial_centres(z.astype(np.float32), 3)
         return ((z[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
 
     assert adjusted_rand_score(truth, labels("inertia")) < 0.6
@@ -154,6 +155,16 @@ def test_mask_target_marks_swapped_or_changed_entries_and_auto_chooses_per_gene(
     assert model._swap_visible.tolist() == [False] * 10 + [True] * 10
     assert torch.equal(masks["auto"][:, sparse], masks["changed"][:, sparse])
     assert torch.equal(masks["auto"][:, dense], masks["swapped"][:, dense])
+
+
+def test_without_n_clusters_k_is_leidens_count_on_the_masking_embedding(deng):
+    counts, _ = deng
+    model = Scdmac(None, ScdmacParams(**{**TINY, "cluster_epochs": 0}), seed=1, device="cpu").fit(counts)
+    # without refinement the final embedding is the one K was estimated on
+    assert model.n_clusters is None
+    assert model.n_clusters_ == estimate_n_clusters(model.embedding_, seed=1) >= 2
+    assert model.centres.shape == (model.n_clusters_, model.embedding_.shape[1])
+    assert set(model.labels_) <= set(range(model.n_clusters_))
 
 
 def test_unknown_shuffle_is_refused():
