@@ -421,8 +421,8 @@ class Scdmac:
     def _fit_clusters(self, x, y, size_factors, scale, neighbours, generator):
         p = self.params
         z = self._embed(self._x_mae).cpu().numpy()
-        k = self.n_clusters if self.n_clusters is not None else estimate_n_clusters(z, self.seed)
-        self.centres = torch.from_numpy(self._initial_centres(z, k)).to(self.device)
+        n_clusters = self.n_clusters if self.n_clusters is not None else estimate_n_clusters(z, self.seed)
+        self.centres = torch.from_numpy(self._initial_centres(z, n_clusters)).to(self.device)
         if p.cluster_epochs == 0:
             return
         parameters = list(self.mae.parameters())
