@@ -87,16 +87,21 @@ def log_normalize(counts: sp.spmatrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(TARGET_SUM / totals) @ counts).log1p().astype(np.float32)
 
 
-def highly_variable(counts: sp.spmatrix, n_top_genes: int) -> np.ndarray:
-    """Indices of the ``n_top_genes`` most variable genes (scanpy's default 'seurat' flavour on log data).
+def highly_variable(counts: sp.spmatrix, n_top_genes: int, min_cells: int = 3) -> np.ndarray:
+    """Indices of the ``n_top_genes`` most variable genes (scanpy's default 'seurat' flavour on log data)
+    among the genes detected in at least ``min_cells`` cells (scanpy's usual ``filter_genes(min_cells=3)``).
 
-    Every gene is kept when there are no more than ``n_top_genes``.
+    On sparse data a gene seen in one or two cells ranks high by dispersion but marks no population:
+    without the filter 266 of mouse_bladder_2100's 1000 genes were such genes. Every candidate is kept
+    when there are no more than ``n_top_genes``; with fewer than ``min_cells`` cells every gene is a candidate.
     """
-    if counts.shape[1] <= n_top_genes:
-        return np.arange(counts.shape[1])
-    adata = ad.AnnData(log_normalize(counts))
+    detected = np.asarray((counts > 0).sum(axis=0)).ravel()
+    candidates = np.flatnonzero(detected >= (min_cells if counts.shape[0] >= min_cells else 1))
+    if candidates.size <= n_top_genes:
+        return candidates
+    adata = ad.AnnData(log_normalize(counts)[:, candidates])
     sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
-    return np.flatnonzero(adata.var["highly_variable"].to_numpy())
+    return candidates[adata.var["highly_variable"].to_numpy()]
 
 
 def standardize(x: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from conftest import SHARED
 
 from scatlas.cli import main
+from scatlas.cluster.data import highly_variable
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
 
@@ -120,3 +121,12 @@ def test_leiden_clusters_a_set_of_more_than_8192_cells(tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out)
     # the major blood populations (T, B, NK cells, monocytes) are found
     assert scores["n_cells"] > 8192 and scores["ari"] > 0.5
+
+
+def test_highly_variable_genes_leave_out_genes_seen_in_fewer_than_three_cells(deng):
+    counts = sp.csr_matrix(deng.X, dtype=np.float32)
+    detected = np.asarray((counts > 0).sum(axis=0)).ravel()
+    # without the filter a gene seen in one or two of the 133 cells ranks among the most dispersed
+    assert (detected[highly_variable(counts, 1000, min_cells=1)] < 3).any()
+    chosen = highly_variable(counts, 1000)
+    assert len(chosen) == 1000 and (detected[chosen] >= 3).all()
