@@ -52,11 +52,11 @@ def cluster_counts(method: str, counts: sp.csr_matrix, n_clusters: int | None, s
     if method in NOT_IMPLEMENTED:
         raise NotImplementedError(NOT_IMPLEMENTED[method])
     if method == "scdmac":
-        from scatlas.models import Scdmac, ScdmacParams
+        from scatlas.models.scdmac import ScdmacParams, fit_ensemble
 
-        model = Scdmac(n_clusters, ScdmacParams.from_dict(params), seed=seed, device=device)
-        model.fit(counts, gene_names)
-        return model.labels_, model.embedding_
+        params = ScdmacParams.from_dict(params)
+        labels, embedding, _ = fit_ensemble(counts, n_clusters, params, seed, device, gene_names)
+        return labels, embedding
     from scatlas.cluster import baselines
 
     function = {"pca-kmeans": baselines.pca_kmeans, "leiden": baselines.leiden}.get(method)

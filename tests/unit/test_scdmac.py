@@ -10,9 +10,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from scatlas.cluster import cluster_counts
 from scatlas.cluster.baselines import estimate_n_clusters
+from scatlas.cluster.consensus import ensemble_partition
 from scatlas.cluster.data import read_counts
 from scatlas.models import Scdmac, ScdmacParams
-from scatlas.models.scdmac import differ_probability, mask_probability
+from scatlas.models.scdmac import differ_probability, fit_ensemble, mask_probability, member_seeds
 from scatlas.nn.scdmac import MaskingAutoencoder
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
@@ -167,9 +168,34 @@ def test_without_n_clusters_k_is_leidens_count_on_the_masking_embedding(deng):
     assert set(model.labels_) <= set(range(model.n_clusters_))
 
 
+def test_an_ensemble_combines_differently_seeded_fits(deng):
+    counts, _ = deng
+    params = ScdmacParams(**{**TINY, "ensemble": 3})
+    labels, embedding, members = fit_ensemble(counts, 5, params, seed=2, device="cpu")
+    assert [member.seed for member in members] == member_seeds(2, 3) and len(set(member_seeds(2, 3))) == 3
+    assert members[0].seed == 2  # the first member is the plain fit of that seed
+    assert np.array_equal(members[0].labels_, tiny_fit(counts, seed=2).labels_)
+    assert np.array_equal(labels, ensemble_partition([member.labels_ for member in members], 5))
+    assert embedding.shape == (counts.shape[0], 3 * members[0].embedding_.shape[1])
+    again, _, _ = fit_ensemble(counts, 5, params, seed=2, device="cpu")
+    assert np.array_equal(labels, again)
+    # one member: its own labels
+    single, _ = cluster_counts("scdmac", counts, 5, seed=2, device="cpu", params={**TINY, "ensemble": 1})
+    assert np.array_equal(single, members[0].labels_)
+
+
+def test_an_ensemble_without_k_fits_every_member_at_the_first_ones_estimate(deng):
+    counts, _ = deng
+    labels, _, members = fit_ensemble(counts, None, ScdmacParams(**{**TINY, "ensemble": 2}), seed=1, device="cpu")
+    assert members[0].n_clusters is None and members[1].n_clusters == members[0].n_clusters_
+    assert len(set(labels)) <= members[0].n_clusters_
+
+
 def test_unknown_shuffle_is_refused():
     with pytest.raises(KeyError, match="shuffle must be 'cells' or 'genes'"):
         ScdmacParams.from_dict({"shuffle": "rows"})
+    with pytest.raises(KeyError, match="ensemble must be at least 1"):
+        ScdmacParams.from_dict({"ensemble": 0})
 
 
 def test_save_and_load_give_the_same_clusters(deng, tmp_path):
