@@ -27,11 +27,11 @@ def consensus_partition(partitions: Sequence[np.ndarray], n_clusters: int) -> np
     """
     if len(partitions) == 0:
         raise ValueError("consensus of no partitions")
+    if n_clusters < 1:
+        raise ValueError(f"n_clusters must be at least 1, not {n_clusters}")
     labels = np.column_stack([np.unique(np.asarray(p), return_inverse=True)[1].ravel() for p in partitions])
     combinations, cells, sizes = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
     m = len(combinations)
-    if n_clusters < 1:
-        raise ValueError(f"n_clusters must be at least 1, not {n_clusters}")
     if m < n_clusters:
         log.warning("consensus: the partitions have %d label combination(s), fewer than %d clusters", m, n_clusters)
     distance = np.zeros((m, m))

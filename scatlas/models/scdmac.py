@@ -598,4 +598,4 @@ def fit_ensemble(counts: sp.spmatrix, n_clusters: int | None, params: ScdmacPara
         return members[0].labels_, members[0].embedding_, members
     labels = ensemble_partition([member.labels_ for member in members], members[0].n_clusters_)
     embedding = np.hstack([member.embedding_ / max(float(member.embedding_.std()), 1e-12) for member in members])
-    return labels, embedding.astype(np.float32), members
+    return labels, embedding, members
