@@ -158,16 +158,25 @@ CLUSTER = config.get("cluster", {})
 DEEP_METHODS = ["scdmac", "scsmd"]
 BASELINE_METHODS = ["pca-kmeans", "leiden"]
 # The package files (under scatlas/) each method's results depend on. They are inputs of its jobs:
-# editing a model's code reruns that model's jobs and nothing else.
+# editing a model's code reruns that model's jobs and nothing else. (The deep models use
+# cluster/baselines.py only to estimate K, which the workflow always gives.)
 CLUSTER_CODE = {
     "shared": ["cluster/__init__.py", "cluster/data.py"],
     "scdmac": [
         "models/scdmac.py",
+        "models/training.py",
+        "cluster/consensus.py",
         "nn/scdmac.py",
         "nn/clustering.py",
         "nn/count_likelihood.py",
     ],
-    "scsmd": [],
+    "scsmd": [
+        "models/scsmd.py",
+        "models/training.py",
+        "nn/scsmd.py",
+        "nn/clustering.py",
+        "nn/count_likelihood.py",
+    ],
     "pca-kmeans": ["cluster/baselines.py"],
     "leiden": ["cluster/baselines.py"],
 }

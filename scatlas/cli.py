@@ -211,16 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--output", required=True, help="DIR: DIR/{cell_type}.tsv and DIR/_index.tsv")
     de.set_defaults(func=_de)
 
-    cluster = commands.add_parser("cluster", help="cluster the cells of an h5ad of raw counts (scDMAC or a baseline)")
+    cluster = commands.add_parser("cluster", help="cluster the cells of an h5ad of raw counts")
     cluster.add_argument("--method", required=True, choices=["scdmac", "scsmd", "pca-kmeans", "leiden"],
-                         help="scdmac: denoising + masking autoencoder (SPEC 2.1); pca-kmeans, leiden: scanpy "
-                              "baselines; scsmd: not implemented yet (error)")  # fmt: skip
+                         help="scdmac: denoising + masking autoencoder (SPEC 2.1); scsmd: convolutional NB autoencoder "
+                              "with a multi-dilated attention gate + CellNet (SPEC 2.2); pca-kmeans, leiden: scanpy "
+                              "baselines")  # fmt: skip
     cluster.add_argument("--input", required=True, help="h5ad whose X holds raw counts, cells x genes")
     cluster.add_argument("--n-clusters", type=int, help="number of clusters K (<= number of cells); omitted: "
                          "estimated (Leiden at resolution 1 on the method's embedding) and reported")  # fmt: skip
     cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
     cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
-    cluster.add_argument("--config", help="YAML mapping of the method's parameters (scdmac: ScdmacParams fields)")
+    cluster.add_argument("--config", help="YAML mapping of parameters (fields of ScdmacParams or ScsmdParams)")
     cluster.add_argument("--output", required=True, help="TSV cell, cluster (input order); OUT.embedding.npy beside it")
     cluster.set_defaults(func=_cluster)
 

@@ -1,7 +1,7 @@
 """Clustering of raw-count h5ad files: the methods registry behind ``scatlas cluster`` (SPEC §6).
 
-Methods: ``scdmac`` (:class:`scatlas.models.Scdmac`), ``pca-kmeans`` and ``leiden`` (scanpy baselines).
-``scsmd`` is part of the command-line contract but not implemented yet: asking for it is an error.
+Methods: ``scdmac`` (:class:`scatlas.models.Scdmac`), ``scsmd`` (:class:`scatlas.models.Scsmd`),
+``pca-kmeans`` and ``leiden`` (scanpy baselines).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from scatlas.io import InputError, atomic_output
 log = logging.getLogger(__name__)
 
 METHODS = ("scdmac", "scsmd", "pca-kmeans", "leiden")
-NOT_IMPLEMENTED = {"scsmd": "scSMD is not implemented yet (a later issue); use scdmac, pca-kmeans or leiden"}
 
 
 def load_params(path: str | os.PathLike | None) -> dict:
@@ -45,12 +44,15 @@ def cluster_counts(method: str, counts: sp.csr_matrix, n_clusters: int | None, s
 
     ``n_clusters`` None: K is estimated (Leiden at resolution 1 on the method's embedding).
 
-    ``params``: the method's keyword parameters (for scdmac the fields of
-    :class:`~scatlas.models.ScdmacParams`); an unknown name raises ``KeyError``.
+    ``params``: the method's keyword parameters (the fields of :class:`~scatlas.models.ScdmacParams` or
+    :class:`~scatlas.models.ScsmdParams`); an unknown name raises ``KeyError``.
     """
     params = dict(params or {})
-    if method in NOT_IMPLEMENTED:
-        raise NotImplementedError(NOT_IMPLEMENTED[method])
+    if method == "scsmd":
+        from scatlas.models.scsmd import Scsmd, ScsmdParams
+
+        model = Scsmd(n_clusters, ScsmdParams.from_dict(params), seed, device).fit(counts, gene_names)
+        return model.labels_, model.embedding_
     if method == "scdmac":
         from scatlas.models.scdmac import ScdmacParams, fit_ensemble
 
@@ -96,11 +98,9 @@ def run_clustering(method: str, input: str | os.PathLike, n_clusters: int | None
     The method's parameters come from the YAML file ``config`` and then ``params`` (which wins).
     ``threads``: CPU threads of torch (default: torch's choice, every core).
 
-    Returns the labels of the cells with counts. Bad input, unknown parameters and methods that are
-    not implemented raise :class:`~scatlas.io.InputError`; nothing is written then.
+    Returns the labels of the cells with counts. Bad input and unknown parameters raise
+    :class:`~scatlas.io.InputError`; nothing is written then.
     """
-    if method in NOT_IMPLEMENTED:
-        raise InputError(input, NOT_IMPLEMENTED[method])
     params = {**load_params(config), **(params or {})}
     if threads:
         import torch

@@ -34,6 +34,7 @@ from sklearn.neighbors import NearestNeighbors
 from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.consensus import ensemble_partition
 from scatlas.cluster.data import TARGET_SUM, highly_variable
+from scatlas.models.training import choose_device, deterministic, epochs_for, shuffled_batches
 from scatlas.nn.clustering import (
     dec_target,
     inflate,
@@ -189,37 +190,6 @@ class ScdmacParams:
             raise KeyError(f"{source}: {err}") from None
 
 
-def choose_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but no CUDA device is available")
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def deterministic(seed: int):
-    """Seed torch and make its algorithms deterministic for the duration; restore the setting afterwards."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    # deterministic mode also fills every new tensor with NaN, in case a kernel reads memory it never
-    # wrote; none of ours does, and the fills cost CPU time on every step
-    previous_fill = torch.utils.deterministic.fill_uninitialized_memory
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    # denormal floats in Adam's moment estimates halve the speed of a CPU fit; flushing them to zero
-    # changes no result that matters (values below 1e-38)
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
-        torch.utils.deterministic.fill_uninitialized_memory = previous_fill
-        torch.set_flush_denormal(False)
-
-
 def differ_probability(x: np.ndarray) -> np.ndarray:
     """Per gene (column of ``x``, cells × genes), the probability that two cells drawn at random with
     replacement have different values: 1 − Σ_v f_v², f_v = the share of cells with value v."""
@@ -266,25 +236,11 @@ class Scdmac:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _batch_starts(self, n: int) -> list[int]:
-        size = self.params.batch_size
-        # the last partial batch joins the previous one: a batch of 1–2 cells gives the DEC/K-means
-        # terms a meaningless cluster-frequency estimate
-        starts = list(range(0, n, size))
-        if len(starts) > 1 and n - starts[-1] < size // 2:
-            starts.pop()
-        return starts
-
     def _epochs(self, epochs: int, n: int) -> int:
-        """``epochs``, or more when that many epochs of ``n`` cells are fewer than ``min_steps`` steps."""
-        return max(epochs, -(-self.params.min_steps // len(self._batch_starts(n))))
+        return epochs_for(epochs, n, self.params.batch_size, self.params.min_steps)
 
     def _batches(self, n: int, generator: torch.Generator):
-        order = torch.randperm(n, generator=generator)
-        starts = self._batch_starts(n)
-        for i, start in enumerate(starts):
-            end = starts[i + 1] if i + 1 < len(starts) else n
-            yield order[start:end].to(self.device)
+        return shuffled_batches(n, self.params.batch_size, generator, self.device)
 
     def _inputs(self, counts: sp.spmatrix):
         """Network inputs from raw counts of all the fitted input's genes: z-scored log1p per 10^4 of the

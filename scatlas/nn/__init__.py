@@ -2,8 +2,10 @@
 
 from scatlas.nn.clustering import (
     dec_target,
+    fuzzy_memberships,
     inflate,
     kl_divergence,
+    pairwise_similarity_loss,
     soft_kmeans_loss,
     student_t_assignment,
     weighted_centres,
@@ -15,10 +17,12 @@ __all__ = [
     "ZINBLoss",
     "dec_target",
     "dispersion_activation",
+    "fuzzy_memberships",
     "inflate",
     "kl_divergence",
     "mean_activation",
     "nb_nll",
+    "pairwise_similarity_loss",
     "soft_kmeans_loss",
     "student_t_assignment",
     "weighted_centres",

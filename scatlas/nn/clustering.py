@@ -58,3 +58,21 @@ def dec_target(q: torch.Tensor) -> torch.Tensor:
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """KL(P ‖ Q) = mean over cells of Σ_k p_ik log(p_ik / q_ik)."""
     return (p * (torch.log(p.clamp_min(1e-12)) - torch.log(q.clamp_min(1e-12)))).sum(dim=1).mean()
+
+
+def fuzzy_memberships(z: torch.Tensor, centres: torch.Tensor, fuzziness: float = 1.5) -> torch.Tensor:
+    """Fuzzy c-means memberships (scSMD Module 1): p_ik ∝ d_ik^(−1/(m−1)), d_ik = ‖z_i − c_k‖², rows sum to 1.
+
+    A cell on a centre belongs to it alone (its distance is floored at 1e-12).
+    """
+    scaled = squared_distances(z, centres).clamp_min(1e-12).log() * (-1.0 / (fuzziness - 1.0))
+    return torch.softmax(scaled, dim=1)
+
+
+def pairwise_similarity_loss(q: torch.Tensor, similarity: torch.Tensor, threshold: float = 0.8) -> torch.Tensor:
+    """CellNet's loss (scSMD Eq. 14–15), mean over cell pairs (i, j) of a batch:
+    [S_ij ≥ δ] (1 − q_iᵀq_j) + [S_ij ≤ 1 − δ] q_iᵀq_j, with S the pairs' similarity (p pᵀ in phase 1, the
+    network's own q qᵀ in phase 2) and δ = ``threshold``. Pairs in between do not count."""
+    agreement = q @ q.T
+    loss = (similarity >= threshold) * (1.0 - agreement) + (similarity <= 1.0 - threshold) * agreement
+    return loss.mean()

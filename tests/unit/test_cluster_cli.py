@@ -96,9 +96,16 @@ def test_all_zero_cells_and_genes_are_left_out_and_marked_na(deng, tmp_path):
     assert np.isnan(np.load(tmp_path / "out.embedding.npy")[5]).all()
 
 
-def test_scsmd_is_a_clear_not_implemented_error(tmp_path, capsys):
-    assert run_cluster(DENG, 5, tmp_path, method="scsmd") == 2
-    assert "scSMD is not implemented yet" in capsys.readouterr().err
+def test_scsmd_writes_every_cell_and_its_latent_space(deng, tmp_path, capsys):
+    config = tmp_path / "params.yaml"
+    config.write_text("pretrain_epochs: 2\ncluster_epochs: 1\ncellnet_epochs: 2\nfinetune_epochs: 2\nmin_steps: 1\n")
+    out = tmp_path / "deng.tsv"
+    assert main(["cluster", "--method", "scsmd", "--input", str(DENG), "--n-clusters", "5", "--device", "cpu",
+                 "--config", str(config), "--output", str(out)]) == 0  # fmt: skip
+    table = pd.read_csv(out, sep="\t")
+    assert table["cell"].tolist() == deng.obs_names.tolist()
+    assert table["cluster"].between(0, 4).all()
+    assert np.load(tmp_path / "deng.embedding.npy").shape == (deng.n_obs, 10)  # scSMD's latent u
 
 
 def test_unknown_parameter_names_the_config(tmp_path, capsys):

@@ -1,0 +1,299 @@
+"""scSMD (seed 002; SPEC §2.2; METHODS-REFERENCE §2): fit / predict / save / load around the modules of
+:mod:`scatlas.nn.scsmd`.
+
+Each cell = log1p per 10^4 of the 784 highly variable genes as a 28 × 28 image. Training, as in the paper:
+
+1. Pretraining of the convolutional autoencoder on the reconstruction (MSE).
+2. Module 1: K-means on the latent u gives centres; fuzzy memberships p_ik (fuzziness m = the paper's λ);
+   the autoencoder is trained on L_u^(k) = L_r^(k) + α L_c^(k) + β L_NB^(k) (Eq. 7–10, each term weighted
+   by p_ik^m; NB of the rounded log-expression, as the paper's x'); centres re-estimated from the
+   memberships every ``centre_interval`` epochs.
+3. CellNet (u → softmax over k), phase 1 on the memberships' pair similarity p pᵀ (Eq. 14, centres
+   updated each epoch), phase 2 on its own q qᵀ (Eq. 15). Labels = argmax q; the embedding = u.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.cluster import KMeans
+
+from scatlas.cluster.baselines import estimate_n_clusters
+from scatlas.cluster.data import highly_variable, log_normalize
+from scatlas.models.training import choose_device, deterministic, epochs_for, shuffled_batches
+from scatlas.nn.clustering import fuzzy_memberships, pairwise_similarity_loss, squared_distances, weighted_centres
+from scatlas.nn.count_likelihood import nb_nll
+from scatlas.nn.scsmd import N_PIXELS, CellNet, ConvNBAutoencoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScsmdParams:
+    """Hyper-parameters: the paper's where it states them (dilation rates (4, 6, 8, 10), CellNet's 20 epochs,
+    δ < 1), else its reference code's run script (xiaoxuc/scSMD runscSMD.py; METHODS-REFERENCE §2)."""
+
+    latent: int = 10  # size of u
+    dilations: list[int] = field(default_factory=lambda: [4, 6, 8, 10])  # the paper's best; its code (2, 4, 6, 8)
+    batch_size: int = 100
+    # 1. pretraining (reconstruction only), Adam
+    pretrain_epochs: int = 20
+    learning_rate: float = 1e-3
+    # each autoencoder stage takes at least this many optimizer steps (small sets: more epochs)
+    min_steps: int = 200
+    # 2. Module 1: fuzzy clustering (SGD with momentum on the summed losses, as the reference)
+    kmeans_n_init: int = 20
+    fuzziness: float = 1.5  # m (the paper's λ): memberships p_ik ∝ d_ik^(−1/(m−1)), losses weighted by p_ik^m
+    alpha: float = 0.2  # weight of the centre loss L_c
+    beta: float = 0.1  # weight of the NB loss L_NB
+    cluster_epochs: int = 20
+    cluster_learning_rate: float = 1e-6
+    momentum: float = 0.9
+    centre_interval: int = 2  # epochs between re-estimates of the centres
+    # the paper trains the autoencoder "K times", one step on each cluster's L_u^(k) per batch; False = one
+    # step on their sum Σ_k L_u^(k), the same objective at 1/K of the cost (a CPU zeisel fit: 7 × fewer steps)
+    per_cluster_steps: bool = False
+    # 3. CellNet: phase 1 (similarity of the memberships), phase 2 (its own), Adam
+    cellnet_epochs: int = 20
+    finetune_epochs: int = 20
+    cellnet_learning_rate: float = 1e-3
+    similarity_threshold: float = 0.8  # δ: pairs at least this similar are pulled together, at most 1 − δ apart
+
+    def __post_init__(self):
+        if not 0.5 < self.similarity_threshold < 1:
+            raise ValueError(f"scSMD similarity_threshold must be in (0.5, 1), not {self.similarity_threshold}")
+        if self.fuzziness <= 1:
+            raise ValueError(f"scSMD fuzziness must be above 1, not {self.fuzziness}")
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> ScsmdParams:
+        """Parameters from a mapping; an unknown key or a bad value raises ``KeyError`` naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise KeyError(f"{source}: unknown scSMD parameter(s): {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except ValueError as err:
+            raise KeyError(f"{source}: {err}") from None
+
+
+class Scsmd:
+    """scSMD clustering of raw counts.
+
+    Parameters
+    ----------
+    n_clusters
+        k; None: estimated after pretraining (Leiden at resolution 1 on u), then ``n_clusters_``.
+    params
+        :class:`ScsmdParams`; defaults when None.
+    seed
+        Fixes every random choice (weights, batches, K-means).
+    device
+        ``auto``, ``cpu`` or ``cuda`` (bfloat16 autocast of the networks on CUDA).
+    """
+
+    def __init__(self, n_clusters: int | None, params: ScsmdParams | None = None, seed: int = 0, device: str = "auto"):
+        self.n_clusters = n_clusters
+        self.params = params or ScsmdParams()
+        self.seed = seed
+        self.device = choose_device(device)
+        self.autoencoder: ConvNBAutoencoder | None = None
+        self.cellnet: CellNet | None = None
+        self.centres: torch.Tensor | None = None
+        self.history: list[dict] = []
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _images(self, counts: sp.spmatrix) -> torch.Tensor:
+        """log1p per 10^4 (library sizes over all genes) of the modelled genes, zero-padded to 784 columns."""
+        counts = sp.csr_matrix(counts, dtype=np.float32)
+        if counts.shape[1] != self.n_input_genes_:
+            raise ValueError(f"counts have {counts.shape[1]} genes; the model was fitted on {self.n_input_genes_}")
+        images = np.zeros((counts.shape[0], N_PIXELS), dtype=np.float32)
+        images[:, : len(self.genes_)] = log_normalize(counts)[:, self.genes_].toarray()
+        return torch.from_numpy(images).to(self.device)
+
+    def _epochs(self, epochs: int, n: int) -> int:
+        return epochs_for(epochs, n, self.params.batch_size, self.params.min_steps)
+
+    def _batches(self, n: int, generator: torch.Generator):
+        return shuffled_batches(n, self.params.batch_size, generator, self.device)
+
+    @torch.no_grad()
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        self.autoencoder.eval()
+        out = []
+        for start in range(0, x.shape[0], 2048):
+            with self._autocast():
+                out.append(self.autoencoder.encode(x[start : start + 2048]).float())
+        return torch.cat(out)
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, counts: sp.spmatrix, gene_names=None) -> Scsmd:
+        """Train on ``counts``: cells × genes raw counts of every gene (no all-zero cells)."""
+        p = self.params
+        counts = sp.csr_matrix(counts, dtype=np.float32)
+        self.n_input_genes_ = counts.shape[1]
+        self.genes_ = highly_variable(counts, N_PIXELS)
+        names = np.asarray(gene_names) if gene_names is not None else np.arange(counts.shape[1]).astype(str)
+        self.gene_names = names[self.genes_]
+        started = time.perf_counter()
+        with deterministic(self.seed):
+            generator = torch.Generator().manual_seed(self.seed)
+            x = self._images(counts)
+            self.autoencoder = ConvNBAutoencoder(p.latent, p.dilations).to(self.device)
+            self._pretrain(x, generator)
+            u = self._encode(x)
+            k = self.n_clusters if self.n_clusters is not None else estimate_n_clusters(u.cpu().numpy(), self.seed)
+            kmeans = KMeans(k, n_init=p.kmeans_n_init, random_state=self.seed).fit(u.cpu().numpy())
+            self.centres = torch.from_numpy(kmeans.cluster_centers_.astype(np.float32)).to(self.device)
+            self._fit_fuzzy(x, generator)
+            u = self._encode(x)
+            self.cellnet = CellNet(p.latent, k).to(self.device)
+            self._fit_cellnet(u, generator)
+            self.embedding_ = u.cpu().numpy()
+            self.labels_ = self._assign(u).cpu().numpy()
+        self.fit_seconds_ = time.perf_counter() - started
+        log.info("scSMD fit: %d cells × %d genes, k = %d, %.1f s on %s", counts.shape[0], len(self.genes_), k,
+                 self.fit_seconds_, self.device)  # fmt: skip
+        return self
+
+    def _pretrain(self, x, generator):
+        p = self.params
+        optimizer = torch.optim.Adam(self.autoencoder.parameters(), lr=p.learning_rate)
+        epochs = self._epochs(p.pretrain_epochs, x.shape[0])
+        for epoch in range(epochs):
+            self.autoencoder.train()
+            total, batches = 0.0, 0
+            for batch in self._batches(x.shape[0], generator):
+                with self._autocast():
+                    reconstruction = self.autoencoder(x[batch])[1]
+                loss = (reconstruction.float() - x[batch]).square().mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total, batches = total + loss.item(), batches + 1
+            self._progress("pretrain", epoch, epochs, mse=total / batches)
+
+    def cluster_losses(self, x: torch.Tensor, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Module 1's losses of a batch, per cluster (k values each): L_r^(k), L_c^(k), L_NB^(k) (Eq. 8–10),
+        each a sum over cells of ``weights`` (cells × k, the memberships p_ik^m) times the cell's term."""
+        with self._autocast():
+            u, reconstruction, mean, dispersion = self.autoencoder(x)
+        reconstruction_error = (reconstruction.float() - x).square().sum(dim=1)
+        nb = nb_nll(torch.round(x), mean.float(), dispersion.float()).sum(dim=1)
+        centre_distance = squared_distances(u.float(), self.centres)
+        return {"rec": weights.T @ reconstruction_error, "centre": (weights * centre_distance).sum(dim=0),
+                "nb": weights.T @ nb}  # fmt: skip
+
+    def _fit_fuzzy(self, x, generator):
+        p = self.params
+        k = self.centres.shape[0]
+        optimizer = torch.optim.SGD(self.autoencoder.parameters(), lr=p.cluster_learning_rate, momentum=p.momentum)
+        epochs = self._epochs(p.cluster_epochs, x.shape[0]) if p.cluster_epochs else 0
+        for epoch in range(epochs):
+            if epoch > 0 and epoch % p.centre_interval == 0:
+                self.centres = self._updated_centres(self._encode(x))
+            sums = dict.fromkeys(("rec", "centre", "nb"), 0.0)
+            for batch in self._batches(x.shape[0], generator):
+                with torch.no_grad():
+                    weights = fuzzy_memberships(self._encode(x[batch]), self.centres, p.fuzziness).pow(p.fuzziness)
+                self.autoencoder.train()
+                for cluster in range(k) if p.per_cluster_steps else [None]:
+                    losses = self.cluster_losses(x[batch], weights)
+                    if cluster is not None:
+                        losses = {name: value[cluster] for name, value in losses.items()}
+                    loss = (losses["rec"] + p.alpha * losses["centre"] + p.beta * losses["nb"]).sum()
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    for name, value in losses.items():
+                        sums[name] += value.sum().item()
+            self._progress("fuzzy", epoch, epochs, **{name: value / x.shape[0] for name, value in sums.items()})
+
+    def _updated_centres(self, u: torch.Tensor) -> torch.Tensor:
+        """c_k = Σ_i p_ik^m u_i / Σ_i p_ik^m over all cells."""
+        return weighted_centres(u, fuzzy_memberships(u, self.centres, self.params.fuzziness).pow(self.params.fuzziness))
+
+    def _fit_cellnet(self, u, generator):
+        p = self.params
+        optimizer = torch.optim.Adam(self.cellnet.parameters(), lr=p.cellnet_learning_rate)
+        phases = [("cellnet", p.cellnet_epochs), ("finetune", p.finetune_epochs)]
+        for phase, epochs in phases:
+            for epoch in range(epochs):
+                self.cellnet.train()
+                total, batches = 0.0, 0
+                for batch in self._batches(u.shape[0], generator):
+                    q = self.cellnet(u[batch])
+                    if phase == "cellnet":
+                        memberships = fuzzy_memberships(u[batch], self.centres, p.fuzziness)
+                        similarity = memberships @ memberships.T
+                    else:
+                        similarity = (q @ q.T).detach()
+                    loss = pairwise_similarity_loss(q, similarity, p.similarity_threshold)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    total, batches = total + loss.item(), batches + 1
+                if phase == "cellnet":
+                    self.centres = self._updated_centres(u)
+                self._progress(phase, epoch, epochs, pairs=total / batches)
+
+    @torch.no_grad()
+    def _assign(self, u: torch.Tensor) -> torch.Tensor:
+        self.cellnet.eval()
+        return self.cellnet(u).argmax(dim=1)
+
+    @property
+    def n_clusters_(self) -> int:
+        return self.centres.shape[0]
+
+    def _progress(self, stage: str, epoch: int, epochs: int, **losses):
+        self.history.append({"stage": stage, "epoch": epoch, **losses})
+        if epoch == epochs - 1 or (epoch + 1) % 10 == 0:
+            log.info("%s epoch %d/%d %s", stage, epoch + 1, epochs, " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+
+    # ---------------------------------------------------------- predict / io
+    @torch.no_grad()
+    def transform(self, counts: sp.spmatrix) -> np.ndarray:
+        """Latent u (cells × latent) of new cells' raw counts over the fitted input's genes (same order)."""
+        return self._encode(self._images(counts)).cpu().numpy()
+
+    @torch.no_grad()
+    def predict(self, counts: sp.spmatrix) -> np.ndarray:
+        """CellNet's cluster of each cell."""
+        return self._assign(torch.from_numpy(self.transform(counts)).to(self.device)).cpu().numpy()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """State dicts, centres, parameters, seed and the modelled genes in one torch file."""
+        torch.save({"n_clusters": self.n_clusters, "params": dataclasses.asdict(self.params), "seed": self.seed,
+                    "gene_names": [str(g) for g in self.gene_names], "genes": torch.from_numpy(self.genes_),
+                    "n_input_genes": self.n_input_genes_, "autoencoder": self.autoencoder.state_dict(),
+                    "cellnet": self.cellnet.state_dict(), "centres": self.centres.cpu()}, path)  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "auto") -> Scsmd:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = cls(state["n_clusters"], ScsmdParams(**state["params"]), state["seed"], device)
+        model.gene_names = np.asarray(state["gene_names"])
+        model.genes_, model.n_input_genes_ = state["genes"].numpy(), state["n_input_genes"]
+        model.centres = state["centres"].to(model.device)
+        model.autoencoder = ConvNBAutoencoder(model.params.latent, model.params.dilations)
+        model.autoencoder.load_state_dict(state["autoencoder"])
+        model.cellnet = CellNet(model.params.latent, model.centres.shape[0])
+        model.cellnet.load_state_dict(state["cellnet"])
+        model.autoencoder.to(model.device)
+        model.cellnet.to(model.device)
+        return model
