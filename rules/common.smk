@@ -164,6 +164,7 @@ CLUSTER_CODE = {
     "shared": ["cluster/__init__.py", "cluster/data.py"],
     "scdmac": [
         "models/scdmac.py",
+        "models/base.py",
         "models/training.py",
         "cluster/consensus.py",
         "nn/scdmac.py",
@@ -172,6 +173,7 @@ CLUSTER_CODE = {
     ],
     "scsmd": [
         "models/scsmd.py",
+        "models/base.py",
         "models/training.py",
         "nn/scsmd.py",
         "nn/clustering.py",

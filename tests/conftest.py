@@ -26,6 +26,18 @@ def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True) -
 
 
 @pytest.fixture(scope="session")
+def deng_counts():
+    """deng_subset_133's raw counts as the clustering methods get them, and its true labels."""
+    import anndata as ad
+
+    from scatlas.cluster.data import read_counts
+
+    path = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
+    matrix = read_counts(path)
+    return matrix.counts, ad.read_h5ad(path).obs["label"].to_numpy()[matrix.cell_index]
+
+
+@pytest.fixture(scope="session")
 def quasr() -> Path:
     if not QUASR.is_dir():
         pytest.fail(f"shared reference data not found at {QUASR} (set SCATLAS_SHARED)")

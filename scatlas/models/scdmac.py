@@ -17,10 +17,7 @@ consensus (:func:`fit_ensemble`).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -34,7 +31,8 @@ from sklearn.neighbors import NearestNeighbors
 from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.consensus import ensemble_partition
 from scatlas.cluster.data import TARGET_SUM, highly_variable
-from scatlas.models.training import choose_device, deterministic, epochs_for, shuffled_batches
+from scatlas.models.base import ClusteringModel, Params
+from scatlas.models.training import deterministic
 from scatlas.nn.clustering import (
     dec_target,
     inflate,
@@ -52,7 +50,7 @@ SILHOUETTE_CELLS = 5000  # cells on which the silhouette of a K-means restart is
 
 
 @dataclass
-class ScdmacParams:
+class ScdmacParams(Params):
     """Hyper-parameters: the paper's optima where it gives them (seed 001 §3.3: λ, γ_m; the masking ratio
     read as the share of entries masked, see ``mask_ratio``), else scMAE's (genes, embedding size, epochs).
 
@@ -64,6 +62,8 @@ class ScdmacParams:
     ``mask_target`` "swapped" does, and drops baron_mouse, whose modelled genes are 94 % zeros, to
     0.3–0.45). Setting them gives the paper's full model.
     """
+
+    model_name = "scDMAC"
 
     # highly variable genes modelled (scatlas.cluster.data.highly_variable: scanpy's seurat flavour). The
     # seurat_v3 flavour (variance of standardised counts, scanpy's choice for UMI counts), 5 seeds: baron_mouse
@@ -177,18 +177,6 @@ class ScdmacParams:
             if value not in allowed:
                 raise ValueError(f"scDMAC {name} must be {' or '.join(map(repr, allowed))}, not {value!r}")
 
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> ScdmacParams:
-        """Parameters from a mapping; an unknown key or a bad value raises ``KeyError`` naming it."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise KeyError(f"{source}: unknown scDMAC parameter(s): {', '.join(unknown)}")
-        try:
-            return cls(**values)
-        except ValueError as err:
-            raise KeyError(f"{source}: {err}") from None
-
 
 def differ_probability(x: np.ndarray) -> np.ndarray:
     """Per gene (column of ``x``, cells × genes), the probability that two cells drawn at random with
@@ -203,45 +191,24 @@ def mask_probability(differ: np.ndarray, ratio: float, maximum: float) -> float:
     return min(maximum, ratio / mean) if mean > 0 else maximum
 
 
-class Scdmac:
+class Scdmac(ClusteringModel):
     """scDMAC clustering of raw counts: one fit (``params.ensemble`` is :func:`fit_ensemble`'s).
 
-    Parameters
-    ----------
-    n_clusters
-        Number of clusters k; None: estimated after the masking stage (Leiden at resolution 1 on the
-        embedding, :func:`scatlas.cluster.baselines.estimate_n_clusters`), then ``n_clusters_``.
-    params
-        :class:`ScdmacParams`; defaults when None.
-    seed
-        Fixes every random choice (weights, batches, masks, augmentations, K-means).
-    device
-        ``auto``, ``cpu`` or ``cuda``. On CUDA the networks run under bfloat16 autocast; losses in float32.
+    Constructed as :class:`~scatlas.models.base.ClusteringModel` with :class:`ScdmacParams`; without
+    ``n_clusters`` k is estimated after the masking stage (Leiden at resolution 1 on the embedding,
+    :func:`scatlas.cluster.baselines.estimate_n_clusters`). The seed fixes weights, batches, masks,
+    augmentations and K-means.
     """
 
-    def __init__(self, n_clusters: int | None, params: ScdmacParams | None = None, seed: int = 0, device: str = "auto"):
-        self.n_clusters = n_clusters
-        self.params = params or ScdmacParams()
-        self.seed = seed
-        self.device = choose_device(device)
-        self.gene_names: np.ndarray | None = None
-        self.denoiser: ZINBAutoencoder | None = None
-        self.mae: MaskingAutoencoder | None = None
-        self.centres: torch.Tensor | None = None
-        self.history: list[dict] = []
+    params_class = ScdmacParams
+    networks = ("denoiser", "mae")
+
+    def _build_networks(self):
+        p, n_genes = self.params, len(self.genes_)
+        self.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise, p.zinb_ridge)
+        self.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor)
 
     # ---------------------------------------------------------------- helpers
-    def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _epochs(self, epochs: int, n: int) -> int:
-        return epochs_for(epochs, n, self.params.batch_size, self.params.min_steps)
-
-    def _batches(self, n: int, generator: torch.Generator):
-        return shuffled_batches(n, self.params.batch_size, generator, self.device)
-
     def _inputs(self, counts: sp.spmatrix):
         """Network inputs from raw counts of all the fitted input's genes: z-scored log1p per 10^4 of the
         modelled genes, their raw counts, size factors (library size over *all* genes / 10^4), and the
@@ -266,23 +233,13 @@ class Scdmac:
         """X_z: log1p of the denoiser's mean head (per-10^4 scale), centred and scaled per gene with the
         observed log data's mean and sd (the input's scale); cells × genes."""
         self.denoiser.eval()
-        out = []
-        for start in range(0, x.shape[0], 4096):
-            with self._autocast():
-                mean_normalized = self.denoiser(x[start : start + 4096], size_factors[start : start + 4096])[0]
-            out.append(torch.log1p(mean_normalized.float()))
-        log_mean = torch.cat(out)
+        log_mean = torch.log1p(self._in_chunks(lambda rows, factors: self.denoiser(rows, factors)[0], x, size_factors))
         mean, sd = scale
         return (log_mean - mean) / sd
 
-    @torch.no_grad()
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         self.mae.eval()
-        out = []
-        for start in range(0, x.shape[0], 4096):
-            with self._autocast():
-                out.append(self.mae.encoder(x[start : start + 4096]).float())
-        return torch.cat(out)
+        return self._in_chunks(self.mae.encoder, x)
 
     def _perturb(self, x: torch.Tensor, neighbours: torch.Tensor, batch: torch.Tensor, generator: torch.Generator):
         """Augment, then shuffle each gene across the batch's cells and mask: returns (X_M, M)."""
@@ -341,9 +298,9 @@ class Scdmac:
             generator = torch.Generator().manual_seed(self.seed)
             x, y, size_factors, scale = self._inputs(counts)
             self._zero_level = -scale[0] / scale[1]  # log1p(0) = 0 on the z-scored scale
-            self.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise,
-                                            p.zinb_ridge).to(self.device)  # fmt: skip
-            self.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor).to(self.device)
+            self._build_networks()
+            self.denoiser.to(self.device)
+            self.mae.to(self.device)
             if p.denoise:
                 self._fit_denoiser(x, y, size_factors, generator)
                 self._x_mae = self._denoised(x, size_factors, scale)
@@ -478,54 +435,16 @@ class Scdmac:
                 best, best_score = kmeans, score
         return best.cluster_centers_.astype(np.float32)
 
-    @property
-    def n_clusters_(self) -> int:
-        """The number of clusters fitted (``n_clusters``, or its estimate)."""
-        return self.centres.shape[0]
-
     def _assign(self, z: torch.Tensor) -> torch.Tensor:
         return student_t_assignment(z, self.centres, self.params.student_t_dof).argmax(dim=1)
 
-    def _progress(self, stage: str, epoch: int, epochs: int, **losses):
-        self.history.append({"stage": stage, "epoch": epoch, **losses})
-        if epoch == epochs - 1 or (epoch + 1) % 10 == 0:
-            log.info("%s epoch %d/%d %s", stage, epoch + 1, epochs, " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-
-    # ---------------------------------------------------------- predict / io
+    # --------------------------------------------------------------- predict
     @torch.no_grad()
     def transform(self, counts: sp.spmatrix) -> np.ndarray:
         """Embedding Z (cells × latent) of new cells' raw counts over the fitted input's genes (same order)."""
         x, _, size_factors, scale = self._inputs(counts)
         x_mae = self._denoised(x, size_factors, scale) if self.params.denoise else x
         return self._embed(x_mae).cpu().numpy()
-
-    @torch.no_grad()
-    def predict(self, counts: sp.spmatrix) -> np.ndarray:
-        """Cluster of each cell (argmax of the Student-t assignment to the fitted centres)."""
-        return self._assign(torch.from_numpy(self.transform(counts)).to(self.device)).cpu().numpy()
-
-    def save(self, path: str | os.PathLike) -> None:
-        """State dicts, centres, parameters, seed and the modelled genes in one torch file."""
-        torch.save({"n_clusters": self.n_clusters, "params": dataclasses.asdict(self.params), "seed": self.seed,
-                    "gene_names": [str(g) for g in self.gene_names], "genes": torch.from_numpy(self.genes_),
-                    "n_input_genes": self.n_input_genes_, "denoiser": self.denoiser.state_dict(),
-                    "mae": self.mae.state_dict(), "centres": self.centres.cpu()}, path)  # fmt: skip
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "auto") -> Scdmac:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = cls(state["n_clusters"], ScdmacParams(**state["params"]), state["seed"], device)
-        p, n_genes = model.params, len(state["gene_names"])
-        model.gene_names = np.asarray(state["gene_names"])
-        model.genes_, model.n_input_genes_ = state["genes"].numpy(), state["n_input_genes"]
-        model.denoiser = ZINBAutoencoder(n_genes, p.zinb_hidden, p.zinb_latent, p.zinb_input_noise, p.zinb_ridge)
-        model.denoiser.load_state_dict(state["denoiser"])
-        model.mae = MaskingAutoencoder(n_genes, p.mae_hidden, p.latent, p.mask_predictor)
-        model.mae.load_state_dict(state["mae"])
-        model.denoiser.to(model.device)
-        model.mae.to(model.device)
-        model.centres = state["centres"].to(model.device)
-        return model
 
 
 def member_seeds(seed: int, members: int) -> list[int]:

@@ -11,7 +11,6 @@ from sklearn.metrics import adjusted_rand_score
 from scatlas.cluster import cluster_counts
 from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.consensus import ensemble_partition
-from scatlas.cluster.data import read_counts
 from scatlas.models import Scdmac, ScdmacParams
 from scatlas.models.scdmac import differ_probability, fit_ensemble, mask_probability, member_seeds
 from scatlas.nn.scdmac import MaskingAutoencoder
@@ -22,10 +21,8 @@ TINY = {"n_top_genes": 300, "zinb_epochs": 2, "mae_epochs": 2, "cluster_epochs":
 
 
 @pytest.fixture(scope="module")
-def deng():
-    matrix = read_counts(DENG)
-    truth = ad.read_h5ad(DENG).obs["label"].to_numpy()[matrix.cell_index]
-    return matrix.counts, truth
+def deng(deng_counts):
+    return deng_counts
 
 
 def tiny_fit(counts, seed=0, **changes):
