@@ -122,9 +122,9 @@ class Scsmd(ClusteringModel):
             x = self._images(counts)
             self.autoencoder = ConvNBAutoencoder(p.latent, p.dilations).to(self.device)
             self._pretrain(x, generator)
-            u = self._encode(x)
-            k = self.n_clusters if self.n_clusters is not None else estimate_n_clusters(u.cpu().numpy(), self.seed)
-            kmeans = KMeans(k, n_init=p.kmeans_n_init, random_state=self.seed).fit(u.cpu().numpy())
+            u = self._encode(x).cpu().numpy()
+            k = self.n_clusters if self.n_clusters is not None else estimate_n_clusters(u, self.seed)
+            kmeans = KMeans(k, n_init=p.kmeans_n_init, random_state=self.seed).fit(u)
             self.centres = torch.from_numpy(kmeans.cluster_centers_.astype(np.float32)).to(self.device)
             self._fit_fuzzy(x, generator)
             u = self._encode(x)
@@ -169,8 +169,7 @@ class Scsmd(ClusteringModel):
         p = self.params
         k = self.centres.shape[0]
         optimizer = torch.optim.Adam(self.autoencoder.parameters(), lr=p.cluster_learning_rate)
-        epochs = p.cluster_epochs
-        for epoch in range(epochs):
+        for epoch in range(p.cluster_epochs):
             if epoch > 0 and epoch % p.centre_interval == 0:
                 self.centres = self._updated_centres(self._encode(x))
             sums = dict.fromkeys(("rec", "centre", "nb"), 0.0)
@@ -191,7 +190,8 @@ class Scsmd(ClusteringModel):
             if not np.isfinite(list(sums.values())).all():
                 raise FloatingPointError(f"scSMD Module 1 diverged in epoch {epoch + 1} (losses {sums}); "
                                          "lower cluster_learning_rate")  # fmt: skip
-            self._progress("fuzzy", epoch, epochs, **{name: value / x.shape[0] for name, value in sums.items()})
+            means = {name: value / x.shape[0] for name, value in sums.items()}
+            self._progress("fuzzy", epoch, p.cluster_epochs, **means)
 
     def _updated_centres(self, u: torch.Tensor) -> torch.Tensor:
         """c_k = Σ_i p_ik^m u_i / Σ_i p_ik^m over all cells."""

@@ -100,7 +100,7 @@ def test_same_seed_gives_identical_labels_and_each_stage_runs(deng):
         "finetune"] * 2  # fmt: skip
 
 
-def test_per_cluster_steps_train_once_per_cluster(deng):
+def test_per_cluster_steps_change_module_1_after_the_same_pretraining(deng):
     counts, _ = deng
     summed, per_cluster = tiny_fit(counts), tiny_fit(counts, per_cluster_steps=True)
     # the same pretraining, then other updates in Module 1
