@@ -1,4 +1,4 @@
-"""File handling shared by every stage: one error type for bad input, one atomic writer."""
+"""File handling shared by every stage: one error type for bad input, one atomic writer, one check of raw counts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
 
 
 class InputError(ValueError):
@@ -36,3 +39,33 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def raw_counts(adata, path: str | os.PathLike) -> sp.csr_matrix:
+    """The raw counts of an AnnData (cells × genes, CSR): layer ``counts`` when present, else ``X``.
+
+    An h5ad written by the atlas stages (``X`` log-normalised, the counts in a layer) and a plain count
+    matrix both work; :func:`check_raw_counts` refuses anything else.
+    """
+    if "counts" in adata.layers:
+        return check_raw_counts(adata.layers["counts"], path, "layer counts")
+    if adata.X is None:
+        raise InputError(path, "no X and no layer counts: need cells × genes raw counts")
+    return check_raw_counts(adata.X, path, "X")
+
+
+def check_raw_counts(matrix, path: str | os.PathLike, source: str = "X") -> sp.csr_matrix:
+    """``matrix`` as CSR when every stored value is a non-negative integer; else :class:`InputError`
+    naming ``path``, the matrix (``source``) and the problem (NaN or infinite, negative, non-integer:
+    normalized, scaled or log data)."""
+    counts = sp.csr_matrix(matrix)
+    values = counts.data
+    if not np.isfinite(values).all():
+        raise InputError(path, f"{source} holds NaN or infinite values: need raw counts")
+    if (values < 0).any():
+        raise InputError(path, f"{source} holds negative values (scaled data?): need raw counts")
+    fractional = values != np.round(values)
+    if fractional.any():
+        raise InputError(path, f"{source} holds non-integer values (e.g. {values[fractional][0]:.4g}; normalized or "
+                               "log data?): need raw counts")  # fmt: skip
+    return counts

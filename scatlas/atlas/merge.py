@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata.io import read_elem, sparse_dataset, write_elem
 
-from scatlas.io import InputError, atomic_output
+from scatlas.io import InputError, atomic_output, check_raw_counts
 from scatlas.ontology.labels import LABEL_COLUMNS, UNLABELLED
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,13 @@ def read_genes(path: str | os.PathLike) -> pd.DataFrame:
 def read_counts(path: str | os.PathLike) -> tuple[pd.DataFrame, sp.csr_matrix]:
     """``obs`` and the raw counts (cells × genes, CSR, int32) of a study h5ad.
 
-    The counts are the ``counts`` layer, or ``X`` when it holds non-negative integers; anything
-    else (RPKM, log-normalised values) is refused, as the atlas keeps raw counts.
+    The counts are the ``counts`` layer, else ``X``; non-integer values (RPKM, log-normalised values)
+    are refused (:func:`scatlas.io.check_raw_counts`), as the atlas keeps raw counts.
     """
     with _open(path) as handle:
         obs = read_elem(handle["obs"]) if "obs" in handle else None
-        if "layers" in handle and "counts" in handle["layers"]:
+        from_layer = "layers" in handle and "counts" in handle["layers"]
+        if from_layer:
             counts = read_elem(handle["layers/counts"])
         elif "X" in handle:
             counts = read_elem(handle["X"])
@@ -50,10 +51,8 @@ def read_counts(path: str | os.PathLike) -> tuple[pd.DataFrame, sp.csr_matrix]:
             raise InputError(path, "no raw counts: neither a 'counts' layer nor X")
     if obs is None:
         raise InputError(path, "no obs (cells) in the h5ad")
-    counts = sp.csr_matrix(counts)
+    counts = check_raw_counts(counts, path, "layer counts" if from_layer else "X")
     values = counts.data
-    if values.size and (values.min() < 0 or not np.array_equal(values, np.round(values))):
-        raise InputError(path, "no raw counts: no 'counts' layer and X is not non-negative integers")
     if values.size and values.max() > np.iinfo(np.int32).max:
         raise InputError(path, "counts exceed the int32 range")
     return obs, counts.astype(np.int32)

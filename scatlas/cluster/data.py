@@ -12,7 +12,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from scatlas.io import InputError
+from scatlas.io import InputError, raw_counts
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,10 @@ class CountMatrix:
 
 
 def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> CountMatrix:
-    """Read ``X`` of an h5ad as raw counts; drop all-zero cells and genes (with a logged note).
+    """Read the raw counts of an h5ad (layer ``counts`` when present, else ``X``:
+    :func:`scatlas.io.raw_counts`); drop all-zero cells and genes (with a logged note).
 
-    Raises :class:`~scatlas.io.InputError` when ``X`` holds negative, non-finite or non-integer values
+    Raises :class:`~scatlas.io.InputError` when the counts hold negative, non-finite or non-integer values
     (normalized or log-transformed data), when no cell has counts, or when ``n_clusters`` is not
     between 1 and the number of cells with counts.
     """
@@ -46,18 +47,9 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
         adata = ad.read_h5ad(path)
     except (OSError, KeyError, ValueError) as err:
         raise InputError(path, f"not a readable h5ad file ({err})") from None
-    if adata.X is None or adata.n_obs == 0 or adata.n_vars == 0:
-        raise InputError(path, "X is empty: need cells × genes raw counts")
-    counts = sp.csr_matrix(adata.X, dtype=np.float64)
-    values = counts.data
-    if not np.isfinite(values).all():
-        raise InputError(path, "X holds NaN or infinite values: need raw counts")
-    if (values < 0).any():
-        raise InputError(path, "X holds negative values (scaled data?): need raw counts")
-    if not np.array_equal(values, np.round(values)):
-        example = values[values != np.round(values)][0]
-        raise InputError(path, f"X holds non-integer values (e.g. {example:.4g}; normalized or log data?): "
-                               "need raw counts")  # fmt: skip
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(path, "no cells or no genes: need cells × genes raw counts")
+    counts = raw_counts(adata, path).astype(np.float64)
     cell_totals = np.asarray(counts.sum(axis=1)).ravel()
     gene_totals = np.asarray(counts.sum(axis=0)).ravel()
     cell_index = np.flatnonzero(cell_totals > 0)

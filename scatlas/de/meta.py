@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 import anndata as ad
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from scatlas.de.methods import compare_groups
-from scatlas.io import InputError, atomic_output
+from scatlas.io import InputError, atomic_output, raw_counts
 
 log = logging.getLogger(__name__)
 COLUMNS = ["gene", "log2fc", "p_adj_max", "z", "n_studies", "significant"]
@@ -39,17 +38,6 @@ class DEParams:
     fdr: float = 0.05
     seed: int = 0
     exclude: list[str] = field(default_factory=lambda: ["unlabelled"])
-
-
-def raw_counts(adata: ad.AnnData, path) -> sparse.csr_matrix:
-    """The raw counts: layer ``counts`` when present, else ``X``; must be non-negative integers."""
-    source = "layer counts" if "counts" in adata.layers else "X"
-    counts = sparse.csr_matrix(adata.layers.get("counts", adata.X))
-    values = counts.data
-    if values.size and (np.any(values < 0) or np.any(values != np.round(values))):
-        bad = values[(values < 0) | (values != np.round(values))][0]
-        raise InputError(path, f"{source} must hold raw integer counts, found {bad:g} (log-normalised data?)")
-    return counts
 
 
 def safe_file_name(name: str) -> str:

@@ -79,6 +79,23 @@ def test_normalized_input_is_refused_naming_the_file(deng, tmp_path, capsys):
     assert not (tmp_path / "out.tsv").exists()
 
 
+def test_an_atlas_style_h5ad_clusters_on_its_counts_layer(deng, tmp_path, capsys):
+    # as atlas/preprocessed.h5ad: X = log1p(CP10k), the raw counts in layer "counts"
+    x = deng.X.toarray()
+    atlas_style = ad.AnnData(sp.csr_matrix(np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4).astype(np.float32)),
+                             obs=deng.obs[[]], layers={"counts": sp.csr_matrix(x)})  # fmt: skip
+    atlas_style.write_h5ad(tmp_path / "atlas.h5ad")
+    assert run_cluster(tmp_path / "atlas.h5ad", 5, tmp_path) == 0
+    from_layer = pd.read_csv(tmp_path / "out.tsv", sep="\t")
+    assert run_cluster(DENG, 5, tmp_path) == 0
+    assert from_layer.equals(pd.read_csv(tmp_path / "out.tsv", sep="\t"))
+    atlas_style.layers["counts"] = atlas_style.X  # a counts layer that holds log data is refused, named
+    atlas_style.write_h5ad(tmp_path / "atlas.h5ad")
+    assert run_cluster(tmp_path / "atlas.h5ad", 5, tmp_path / "refused") == 2
+    assert f"{tmp_path / 'atlas.h5ad'}: layer counts holds non-integer values" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+
+
 def test_too_many_clusters_is_refused(deng, tmp_path, capsys):
     assert run_cluster(DENG, 134, tmp_path) == 2
     assert "--n-clusters 134 is not between 1 and the 133 cells" in capsys.readouterr().err

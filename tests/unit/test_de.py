@@ -148,7 +148,7 @@ def test_non_integer_counts_are_refused_with_the_file_named(tmp_path, capsys):
     assert main(["de", "--input", str(path), "--group-key", "label", "--study-key", "study",
                  "--output", str(tmp_path / "de")]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"scatlas de: error: {path}: X must hold raw integer counts") and "\n" not in err
+    assert err.startswith(f"scatlas de: error: {path}: X holds non-integer values") and "\n" not in err
     assert not (tmp_path / "de").exists()
 
 
