@@ -38,11 +38,17 @@ def _reference(args: argparse.Namespace) -> None:
     build_hisat2_index(args.fasta, args.gtf, outdir / "hisat2" / "genome", args.threads, not args.no_splice_sites)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _cluster(args: argparse.Namespace) -> None:
     from scatlas.cluster import run_clustering
 
     labels = run_clustering(args.method, args.input, args.n_clusters, args.output, seed=args.seed,
-                            device=args.device, config=args.config)  # fmt: skip
+                            device=args.device, config=args.config, threads=args.threads)  # fmt: skip
     if args.n_clusters is None:
         print(f"scatlas cluster: {len(set(labels.tolist()))} clusters (K estimated by Leiden at resolution 1 on the "
               f"{args.method} embedding)", file=sys.stderr)  # fmt: skip
@@ -216,12 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="scdmac: denoising + masking autoencoder (SPEC 2.1); scsmd: convolutional NB autoencoder "
                               "with a multi-dilated attention gate + CellNet (SPEC 2.2); pca-kmeans, leiden: scanpy "
                               "baselines")  # fmt: skip
-    cluster.add_argument("--input", required=True, help="h5ad whose X holds raw counts, cells x genes")
+    cluster.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
     cluster.add_argument("--n-clusters", type=int, help="number of clusters K (<= number of cells); omitted: "
                          "estimated (Leiden at resolution 1 on the method's embedding) and reported")  # fmt: skip
     cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
     cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
     cluster.add_argument("--config", help="YAML mapping of parameters (fields of ScdmacParams or ScsmdParams)")
+    cluster.add_argument("--threads", type=_positive_int, help="CPU threads of torch (default: the cores)")
     cluster.add_argument("--output", required=True, help="TSV cell, cluster (input order); OUT.embedding.npy beside it")
     cluster.set_defaults(func=_cluster)
 

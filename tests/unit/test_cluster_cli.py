@@ -1,6 +1,9 @@
 """``scatlas cluster`` / ``scatlas score`` on real labelled data, and their errors on bad input."""
 
 import json
+import os
+import subprocess
+import sys
 
 import anndata as ad
 import numpy as np
@@ -145,6 +148,27 @@ def test_leiden_clusters_a_set_of_more_than_8192_cells(tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out)
     # the major blood populations (T, B, NK cells, monocytes) are found
     assert scores["n_cells"] > 8192 and scores["ari"] > 0.5
+
+
+@pytest.mark.parametrize("first", ["", "import scanpy; "])
+def test_a_thread_limit_holds_through_scanpy_steps(first, tmp_path):
+    # numba's "omp" layer used to set torch's OpenMP pool to numba's thread count (every CPU) at scanpy's
+    # first parallel function (highly variable genes), over OMP_NUM_THREADS: a fit then ran more threads
+    # than the job had
+    code = (f"{first}from scatlas.cli import main; import torch; "
+            f"main(['cluster', '--method', 'pca-kmeans', '--input', {str(DENG)!r}, '--n-clusters', '5', "
+            f"'--output', {str(tmp_path / 'out.tsv')!r}]); print(torch.get_num_threads())")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env |= {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1"] and (tmp_path / "out.tsv").exists()
+
+
+def test_threads_must_be_a_positive_number(capsys):
+    with pytest.raises(SystemExit):
+        main(["cluster", "--method", "pca-kmeans", "--input", str(DENG), "--threads", "0", "--output", "out.tsv"])
+    assert "--threads: '0' is not a whole number of at least 1" in capsys.readouterr().err
 
 
 def test_highly_variable_genes_leave_out_genes_seen_in_fewer_than_three_cells(deng):
