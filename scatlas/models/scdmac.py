@@ -241,7 +241,8 @@ class Scdmac(ClusteringModel):
         self.mae.eval()
         return self._in_chunks(self.mae.encoder, x)
 
-    def _perturb(self, x: torch.Tensor, neighbours: torch.Tensor, batch: torch.Tensor, generator: torch.Generator):
+    def _perturb(self, x: torch.Tensor, neighbours: torch.Tensor | None, batch: torch.Tensor,
+                 generator: torch.Generator):  # fmt: skip
         """Augment, then shuffle each gene across the batch's cells and mask: returns (X_M, M)."""
         p = self.params
         n, g = x.shape
@@ -307,7 +308,8 @@ class Scdmac(ClusteringModel):
             else:
                 self._x_mae = x
             self._set_masking(self._x_mae.cpu().numpy())
-            neighbours = self._neighbours(self._x_mae)
+            # the cosine kNN graph only for the neighbour swaps (brute force: quadratic in the cells)
+            neighbours = self._neighbours(self._x_mae) if p.neighbour_swap_rate > 0 else None
             self._fit_mae(neighbours, generator)
             self._fit_clusters(x, y, size_factors, scale, neighbours, generator)
             self.embedding_ = self._embed(self._x_mae).cpu().numpy()
