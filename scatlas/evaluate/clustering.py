@@ -52,7 +52,8 @@ def clustering_scores(truth, predicted, embedding: np.ndarray | None = None, see
 def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = "label") -> dict:
     """``scatlas score``: OUT.tsv (``cell``, ``cluster``) against ``obs[key]`` of IN.h5ad.
 
-    Cells are matched by name; cells without a cluster (all-zero cells) or without a label are left
+    Cells are matched by name, or by position when the table lists the truth's cells in its order (then
+    duplicated names are fine); cells without a cluster (all-zero cells) or without a label are left
     out with a logged note. Uses OUT.embedding.npy for the silhouette when it exists.
     """
     try:
@@ -63,13 +64,15 @@ def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = 
     if missing:
         raise InputError(labels, f"missing column(s) {', '.join(sorted(missing))}: need cell, cluster")
     truth_column = read_obs_column(truth, key)
-    if table["cell"].duplicated().any():
-        raise InputError(labels, "duplicated cell names")
-    position = pd.Series(np.arange(len(table)), index=table["cell"])
-    unknown = set(table["cell"]) - set(truth_column.index)
-    if unknown:
-        raise InputError(labels, f"{len(unknown)} cell(s) not in {truth}, e.g. {sorted(unknown)[0]}")
-    truth_labels = truth_column.reindex(table["cell"].to_numpy())
+    if len(truth_column) == len(table) and (truth_column.index == table["cell"].to_numpy()).all():
+        truth_labels = truth_column  # the table in the truth's order (as scatlas cluster writes it): by position
+    else:
+        if table["cell"].duplicated().any() or truth_column.index.duplicated().any():
+            raise InputError(labels, f"duplicated cell names, and the cells are not in the order of {truth}")
+        unknown = set(table["cell"]) - set(truth_column.index)
+        if unknown:
+            raise InputError(labels, f"{len(unknown)} cell(s) not in {truth}, e.g. {sorted(unknown)[0]}")
+        truth_labels = truth_column.reindex(table["cell"].to_numpy())
     keep = table["cluster"].notna().to_numpy() & truth_labels.notna().to_numpy()
     if not keep.any():
         raise InputError(labels, "no cell has both a cluster and a label")
@@ -81,7 +84,7 @@ def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = 
         embedding = np.load(path)
         if embedding.shape[0] != len(table):
             raise InputError(path, f"{embedding.shape[0]} rows for {len(table)} cells in {labels}")
-        embedding = embedding[position.to_numpy()[keep]]
+        embedding = embedding[keep]
     return clustering_scores(truth_labels.to_numpy()[keep].astype(str), table["cluster"].to_numpy()[keep], embedding)
 
 

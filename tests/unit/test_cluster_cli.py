@@ -51,6 +51,23 @@ def test_without_n_clusters_k_is_estimated_and_reported(deng, method, tmp_path, 
     assert 3 <= found <= 10
 
 
+def test_cells_with_duplicated_names_are_clustered_and_scored_in_input_order(deng, tmp_path, capsys):
+    repeated = deng.copy()
+    repeated.obs_names = [f"plate{i % 40}" for i in range(deng.n_obs)]  # names repeat, as after a naive merge
+    repeated.write_h5ad(tmp_path / "repeated.h5ad")
+    scores = []
+    for path in (DENG, tmp_path / "repeated.h5ad"):
+        assert run_cluster(path, 5, tmp_path) == 0
+        capsys.readouterr()
+        assert main(["score", "--labels", str(tmp_path / "out.tsv"), "--truth", str(path)]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[1] == scores[0] and scores[1]["n_cells"] == 133
+    shuffled = pd.read_csv(tmp_path / "out.tsv", sep="\t").iloc[::-1]  # duplicated names out of order: ambiguous
+    shuffled.to_csv(tmp_path / "shuffled.tsv", sep="\t", index=False)
+    assert main(["score", "--labels", str(tmp_path / "shuffled.tsv"), "--truth", str(tmp_path / "repeated.h5ad")]) == 2
+    assert "duplicated cell names, and the cells are not in the order of" in capsys.readouterr().err
+
+
 def test_score_of_the_truth_itself_is_perfect(deng, tmp_path, capsys):
     out = tmp_path / "truth.tsv"
     truth = pd.DataFrame({"cell": deng.obs_names, "cluster": deng.obs["label_code"].to_numpy()})
