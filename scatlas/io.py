@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 
@@ -41,17 +42,27 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def raw_counts(adata, path: str | os.PathLike) -> sp.csr_matrix:
-    """The raw counts of an AnnData (cells × genes, CSR): layer ``counts`` when present, else ``X``.
+def raw_counts(adata, path: str | os.PathLike) -> tuple[sp.csr_matrix, pd.Index]:
+    """The raw counts of an AnnData (cells × genes, CSR) and their gene names: layer ``counts`` when
+    present, else ``X``, else ``raw.X`` when ``X`` is not counts (CELLxGENE's layout: ``X`` normalised, the
+    counts in ``raw``, whose genes may be more than ``X``'s).
 
-    An h5ad written by the atlas stages (``X`` log-normalised, the counts in a layer) and a plain count
-    matrix both work; :func:`check_raw_counts` refuses anything else.
+    An h5ad written by the atlas stages (``X`` log-normalised, the counts in a layer), a plain count
+    matrix and a CELLxGENE download all work; :func:`check_raw_counts` refuses anything else.
     """
     if "counts" in adata.layers:
-        return check_raw_counts(adata.layers["counts"], path, "layer counts")
+        return check_raw_counts(adata.layers["counts"], path, "layer counts"), adata.var_names
     if adata.X is None:
         raise InputError(path, "no X and no layer counts: need cells × genes raw counts")
-    return check_raw_counts(adata.X, path, "X")
+    try:
+        return check_raw_counts(adata.X, path, "X"), adata.var_names
+    except InputError as err:
+        if adata.raw is None:
+            raise
+        try:
+            return check_raw_counts(adata.raw.X, path, "raw.X"), adata.raw.var_names
+        except InputError as raw_err:
+            raise InputError(path, f"{err.problem}; {raw_err.problem}") from None
 
 
 def check_raw_counts(matrix, path: str | os.PathLike, source: str = "X") -> sp.csr_matrix:

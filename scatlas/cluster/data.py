@@ -36,7 +36,7 @@ class CountMatrix:
 
 
 def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> CountMatrix:
-    """Read the raw counts of an h5ad (layer ``counts`` when present, else ``X``:
+    """Read the raw counts of an h5ad (layer ``counts`` when present, else ``X``, else ``raw.X``:
     :func:`scatlas.io.raw_counts`); drop all-zero cells and genes (with a logged note).
 
     Raises :class:`~scatlas.io.InputError` when the counts hold negative, non-finite or non-integer values
@@ -49,7 +49,8 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
         raise InputError(path, f"not a readable h5ad file ({err})") from None
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(path, "no cells or no genes: need cells × genes raw counts")
-    counts = raw_counts(adata, path).astype(np.float64)
+    counts, genes = raw_counts(adata, path)
+    counts = counts.astype(np.float64)
     cell_totals = np.asarray(counts.sum(axis=1)).ravel()
     gene_totals = np.asarray(counts.sum(axis=0)).ravel()
     cell_index = np.flatnonzero(cell_totals > 0)
@@ -69,7 +70,7 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
         cell_index=cell_index,
         n_input_cells=adata.n_obs,
         cell_names=np.asarray(adata.obs_names),
-        gene_names=np.asarray(adata.var_names)[gene_index],
+        gene_names=np.asarray(genes)[gene_index],
     )
 
 

@@ -131,7 +131,7 @@ def differential_expression(adata: ad.AnnData, group_key: str, study_key: str, p
 
     Parameters
     ----------
-    adata : cells × genes; raw counts in layer ``counts`` (else ``X``); obs ``group_key`` (cell
+    adata : cells × genes; raw counts in layer ``counts`` (else ``X``, else ``raw.X``); obs ``group_key`` (cell
         type) and ``study_key``.
     path : the input's name, for error messages.
 
@@ -145,9 +145,9 @@ def differential_expression(adata: ad.AnnData, group_key: str, study_key: str, p
             raise InputError(path, f"obs has no column {key!r} (columns: {', '.join(map(str, adata.obs.columns))})")
         if adata.obs[key].isna().any():
             raise InputError(path, f"obs column {key!r} has {int(adata.obs[key].isna().sum())} missing values")
-    counts = raw_counts(adata, path)
+    counts, genes = raw_counts(adata, path)
     designs, skipped = study_designs(adata.obs, group_key, study_key, params)
-    genes = adata.var_names.astype(str)
+    genes = genes.astype(str)
     tables, runs = {}, [(t, s, False, reason) for t, s, reason in skipped]
     for cell_type, tests in designs.items():
         per_study = {}

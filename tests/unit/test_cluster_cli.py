@@ -116,6 +116,25 @@ def test_an_atlas_style_h5ad_clusters_on_its_counts_layer(deng, tmp_path, capsys
     assert not (tmp_path / "refused").exists()
 
 
+def test_a_cellxgene_style_h5ad_clusters_on_its_raw_counts(deng, tmp_path, capsys):
+    # as a CELLxGENE download: X = log-normalised values of some genes, raw.X = the counts of all genes
+    x = deng.X.toarray()
+    full = ad.AnnData(sp.csr_matrix(x), obs=deng.obs[[]], var=deng.var[[]])
+    full.X = sp.csr_matrix(np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4).astype(np.float32))
+    full.raw = ad.AnnData(sp.csr_matrix(x), obs=deng.obs[[]], var=deng.var[[]])
+    full[:, : deng.n_vars // 2].copy().write_h5ad(tmp_path / "cellxgene.h5ad")
+    assert run_cluster(tmp_path / "cellxgene.h5ad", 5, tmp_path) == 0
+    from_raw = pd.read_csv(tmp_path / "out.tsv", sep="\t")
+    assert run_cluster(DENG, 5, tmp_path) == 0
+    assert from_raw.equals(pd.read_csv(tmp_path / "out.tsv", sep="\t"))
+    full.raw = full  # raw holding the log values too: refused, both named
+    full.write_h5ad(tmp_path / "cellxgene.h5ad")
+    assert run_cluster(tmp_path / "cellxgene.h5ad", 5, tmp_path / "refused") == 2
+    err = capsys.readouterr().err
+    assert "cellxgene.h5ad: X holds non-integer values" in err and "; raw.X holds non-integer values" in err
+    assert err.count("\n") == 1 and not (tmp_path / "refused").exists()
+
+
 def test_too_many_clusters_is_refused(deng, tmp_path, capsys):
     assert run_cluster(DENG, 134, tmp_path) == 2
     assert "--n-clusters 134 is not between 1 and the 133 cells" in capsys.readouterr().err

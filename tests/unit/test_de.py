@@ -152,6 +152,19 @@ def test_non_integer_counts_are_refused_with_the_file_named(tmp_path, capsys):
     assert not (tmp_path / "de").exists()
 
 
+def test_raw_counts_are_taken_from_raw_when_x_is_normalised(tmp_path):
+    # CELLxGENE's layout: X = log values of some genes, raw.X = the counts of every gene
+    adata = simulate_de(n_studies=1, n_types=2, cells_per_type=40, n_genes=30, n_de=6, seed=0)
+    adata.raw = adata.copy()
+    adata.X = sparse.csr_matrix(np.log1p(adata.X.toarray()))
+    path = tmp_path / "cellxgene.h5ad"
+    adata[:, :10].copy().write_h5ad(path)
+    assert main(["de", "--input", str(path), "--group-key", "label", "--study-key", "study", "--method", "wilcoxon",
+                 "--min-cells", "30", "--output", str(tmp_path / "de")]) == 0  # fmt: skip
+    table = pd.read_csv(tmp_path / "de" / "type_0.tsv", sep="\t")
+    assert sorted(table["gene"]) == sorted(adata.var_names)  # all 30 genes of raw, not X's 10
+
+
 @pytest.fixture(scope="module")
 def kang_monocytes():
     if not KANG.exists():
