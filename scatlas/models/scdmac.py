@@ -68,7 +68,10 @@ class ScdmacParams(Params):
     # highly variable genes modelled (scatlas.cluster.data.highly_variable: scanpy's seurat flavour). The
     # seurat_v3 flavour (variance of standardised counts, scanpy's choice for UMI counts), 5 seeds: baron_mouse
     # 0.713 (0.90 on two seeds, 0.59 on three: beta cells split; 0.891 with 100 K-means restarts), zeisel
-    # 0.856 against 0.892, deng 0.411 against 0.428, mouse_bladder 0.516 against 0.582 (seeds 0–2)
+    # 0.856 against 0.892, deng 0.411 against 0.428, mouse_bladder 0.516 against 0.582 (seeds 0–2).
+    # 2000 genes (the baselines' number; 2026-12-01): baron_mouse 0.465 / 0.467 (seeds 0, 1), zeisel 0.711
+    # (seed 0): the added sparse genes carry sequencing depth and donor, and K-means splits the beta cells
+    # three ways (median library sizes 2400, 4700 and 8800 counts)
     n_top_genes: int = 1000
     # stage 1: ZINB denoising autoencoder (DCA / scDeepCluster layout)
     denoise: bool = False  # True = the paper's denoising stage (off = its ablation scDMAC-Z)
