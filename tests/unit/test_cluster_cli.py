@@ -119,8 +119,8 @@ def test_an_atlas_style_h5ad_clusters_on_its_counts_layer(deng, tmp_path, capsys
 def test_a_cellxgene_style_h5ad_clusters_on_its_raw_counts(deng, tmp_path, capsys):
     # as a CELLxGENE download: X = log-normalised values of some genes, raw.X = the counts of all genes
     x = deng.X.toarray()
-    full = ad.AnnData(sp.csr_matrix(x), obs=deng.obs[[]], var=deng.var[[]])
-    full.X = sp.csr_matrix(np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4).astype(np.float32))
+    lognorm = np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4).astype(np.float32)
+    full = ad.AnnData(sp.csr_matrix(lognorm), obs=deng.obs[[]], var=deng.var[[]])
     full.raw = ad.AnnData(sp.csr_matrix(x), obs=deng.obs[[]], var=deng.var[[]])
     full[:, : deng.n_vars // 2].copy().write_h5ad(tmp_path / "cellxgene.h5ad")
     assert run_cluster(tmp_path / "cellxgene.h5ad", 5, tmp_path) == 0
