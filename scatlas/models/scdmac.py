@@ -57,7 +57,8 @@ class ScdmacParams(Params):
     Two stages of the paper's model are off by default (benchmarks/clustering.py, README "Clustering"):
     the ZINB denoising (``denoise``; it lowered the ARI on most labelled sets: the denoised matrix loses
     the small populations as the denoiser trains; cite_cbmc, the largest with 8617 cells, is the
-    exception: 0.647 against 0.572 over 5 seeds) and the training-time augmentations
+    exception: 0.647 against 0.572 over 5 seeds, but not on its random subsamples of 2000, 4000 and 6000
+    cells, so it is no rule by size) and the training-time augmentations
     (``gene_zero_rate``, ``noise_variance``, ``neighbour_swap_rate``; the paper's values are 0.1, 0.6
     and 0.2: zeisel 0.89 → 0.90, but their Gaussian noise makes every swapped entry differ, as
     ``mask_target`` "swapped" does, and drops baron_mouse, whose modelled genes are 94 % zeros, to
@@ -148,7 +149,13 @@ class ScdmacParams(Params):
     # baron_mouse ductal cells split); the silhouette penalises both.
     # Choosing again after the refinement (the best-silhouette restart on the refined embedding) gave
     # baron_mouse 0.889 ± 0.009 against 0.857 ± 0.031 but human_kidney 0.57 against 0.73: the refinement
-    # pulls cells towards the current centres, which biases the silhouette. K-means on the L2-normalised
+    # pulls cells towards the current centres, which biases the silhouette. With the present defaults
+    # (2026-12-02, seeds 0–2): cite_cbmc 0.698 against 0.573, baron_mouse 0.884 / 0.861,
+    # mouse_bladder_top2000 0.582 / 0.536, but human_kidney 0.559 / 0.685, pbmc4k 0.670 / 0.703,
+    # mouse_bladder_2100 0.558 / 0.582 (0.389 on seed 1), the other five sets within 0.01. On cite_cbmc
+    # (seed 0) single K-means restarts score 0.57–0.71 on the refined embedding, 0.48–0.60 on the
+    # masking-stage one; 20 more epochs of the masking loss alone at the refinement's learning rate
+    # before choosing did not do that (0.554). K-means on the L2-normalised
     # or standardised embedding: better on baron_mouse, worse on zeisel and human_kidney (5 seeds each).
     # Other criteria on the masking-stage embeddings (5 seeds, mean ARI of the chosen restart, 20 restarts;
     # silhouette: baron_mouse 0.856, human_kidney 0.676, mouse_bladder 0.597): lowest inertia (= highest
