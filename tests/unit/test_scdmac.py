@@ -55,6 +55,15 @@ def test_each_ablation_switch_changes_the_computation(deng):
         assert not np.allclose(variant.embedding_, default.embedding_)
 
 
+def test_weight_averaging_ends_the_masking_stage_on_the_moving_average(deng):
+    counts, _ = deng
+    plain = tiny_fit(counts, ema_decay=0.0, cluster_epochs=0)
+    # a decay of almost 0 averages nothing: the last step's weights, as without averaging
+    assert np.allclose(tiny_fit(counts, ema_decay=1e-12, cluster_epochs=0).embedding_, plain.embedding_, atol=1e-5)
+    averaged = tiny_fit(counts, ema_decay=0.9, cluster_epochs=0)
+    assert not np.allclose(averaged.embedding_, plain.embedding_, atol=1e-3)
+
+
 def test_weighted_reconstruction_puts_lambda_on_masked_entries():
     torch.manual_seed(0)
     model = MaskingAutoencoder(6, hidden=(8,), latent=3, mask_predictor=False)
