@@ -206,6 +206,8 @@ class ScdmacParams(Params):
     def __post_init__(self):
         if self.ensemble < 1:
             raise ValueError(f"scDMAC ensemble must be at least 1, not {self.ensemble}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"scDMAC ema_decay must be in [0, 1), not {self.ema_decay}")
         for name, allowed in (("shuffle", ("cells", "genes")), ("mask_target", ("auto", "swapped", "changed")),
                               ("centre_selection", ("silhouette", "inertia"))):  # fmt: skip
             value = getattr(self, name)
@@ -394,7 +396,7 @@ class Scdmac(ClusteringModel):
         p = self.params
         optimizer = torch.optim.Adam(self.mae.parameters(), lr=p.learning_rate)
         epochs = self._epochs(p.mae_epochs, self._x_mae.shape[0])
-        # the stage ends on the moving average of the weights (Polyak averaging), not the last step's
+        # ema_decay > 0: the stage ends on the moving average of the weights (Polyak averaging)
         ema = AveragedModel(self.mae, multi_avg_fn=get_ema_multi_avg_fn(p.ema_decay)) if p.ema_decay > 0 else None
         for epoch in range(epochs):
             self.mae.train()

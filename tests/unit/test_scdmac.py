@@ -197,11 +197,13 @@ def test_an_ensemble_without_k_fits_every_member_at_the_first_ones_estimate(deng
     assert len(set(labels)) <= members[0].n_clusters_
 
 
-def test_unknown_shuffle_is_refused():
+def test_bad_parameter_values_are_refused():
     with pytest.raises(KeyError, match="shuffle must be 'cells' or 'genes'"):
         ScdmacParams.from_dict({"shuffle": "rows"})
     with pytest.raises(KeyError, match="ensemble must be at least 1"):
         ScdmacParams.from_dict({"ensemble": 0})
+    with pytest.raises(KeyError, match=r"ema_decay must be in \[0, 1\)"):
+        ScdmacParams.from_dict({"ema_decay": 1.0})
 
 
 def test_save_and_load_give_the_same_clusters(deng, tmp_path):
