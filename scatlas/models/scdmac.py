@@ -199,6 +199,9 @@ class ScdmacParams(Params):
     # (5 seeds): baron_mouse 0.873 ± 0.007 against 0.857 ± 0.031, but mouse_bladder 0.557 against 0.582,
     # deng 0.365 against 0.397, zeisel 0.886 against 0.892; a cosine learning-rate decay lowered baron_mouse
     min_steps: int = 300
+    # 128 against 256 (2026-12-02, seeds 0–2): baron_mouse 0.878 against 0.861, pbmc4k 0.708 / 0.703, zeisel
+    # 0.891 / 0.892, but human_kidney 0.677 / 0.685, mouse_bladder_2100 0.568 / 0.582 and cite_cbmc 0.461
+    # and 0.422 on seeds 0 and 1 (0.573 on seeds 0–2)
     batch_size: int = 256
     learning_rate: float = 1e-3
     cluster_learning_rate: float = 1e-4
@@ -258,6 +261,10 @@ class Scdmac(ClusteringModel):
         logged = np.log1p(counts * (TARGET_SUM / totals)[:, None]).astype(np.float32)
         mean, sd = logged.mean(axis=0), logged.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0).astype(np.float32)  # constant genes become 0
+        # per 10^4 (SPEC §2.1), not per median library size (scMAE's normalize_per_cell; its own baron_mouse
+        # 0.889 against 0.876 per 10^4). For scDMAC (2026-12-02, seeds 0–2): baron_mouse 0.868 against 0.861,
+        # pbmc4k 0.713 / 0.703, mouse_bladder_2100 0.587 / 0.582, zeisel 0.890 / 0.892, human_kidney 0.614 /
+        # 0.685 (its median over the file's 2000 genes is 263 counts: log1p of almost raw counts)
         # not clipped: at |z| ≤ 10 (Seurat's and scanpy's max_value) baron_mouse went 0.857 → 0.878 and
         # pbmc4k 0.69 → 0.71, but mouse_bladder 0.59 → 0.51 and human_kidney 0.71 → 0.68 (seeds 0–2; baron_mouse 0–4)
         device = self.device
