@@ -193,6 +193,13 @@ class ScdmacParams(Params):
     # 0.715 ± 0.093, deng 0.425 against 0.428: steadier, not better, at three times the time. It does not
     # mend human_kidney: its fits fall into one of two partitions (ARI about 0.75 or 0.53), and on seed 1
     # two members of three fell into the poor one together (pairwise ARI 0.82), so their consensus did too.
+    # Three members with ema_decay 0.995 (2026-12-02), 5 seeds, against one plain fit: human_kidney
+    # 0.749 ± 0.004 (0.715 ± 0.093), baron_mouse 0.864 ± 0.003 (0.864 ± 0.008: the averaged fits' outliers
+    # are outvoted), pbmc4k 0.722 ± 0.012 (0.693 ± 0.03), kang 0.589 ± 0.033 (0.539 ± 0.067),
+    # mouse_bladder_2100 0.568 ± 0.041 (0.588 ± 0.059); seeds 0–2 (default on the same seeds): zeisel
+    # 0.893 ± 0.002 (0.892), cite_cbmc 0.572 (0.573), mouse_bladder_top2000 0.569 (0.536), romanov 0.218
+    # (0.168), but deng 0.374 (0.428) and pollen_scde_64 0.485 (0.579). Three times the time (zeisel about
+    # 205 s on one thread), so it stays an option: set both for steadier fits of a few thousand cells
     ensemble: int = 1
     # optimisation
     # each training stage takes at least this many optimizer steps (small sets: more epochs). 1600 steps
