@@ -265,13 +265,13 @@ class Scdmac(ClusteringModel):
             raise ValueError(f"counts have {counts.shape[1]} genes; the model was fitted on {self.n_input_genes_}")
         totals = np.asarray(counts.sum(axis=1)).ravel()
         counts = counts[:, self.genes_].toarray()
-        logged = np.log1p(counts * (TARGET_SUM / totals)[:, None]).astype(np.float32)
-        mean, sd = logged.mean(axis=0), logged.std(axis=0)
-        sd = np.where(sd > 0, sd, 1.0).astype(np.float32)  # constant genes become 0
         # per 10^4 (SPEC §2.1), not per median library size (scMAE's normalize_per_cell; its own baron_mouse
         # 0.889 against 0.876 per 10^4). For scDMAC (2026-12-02, seeds 0–2): baron_mouse 0.868 against 0.861,
         # pbmc4k 0.713 / 0.703, mouse_bladder_2100 0.587 / 0.582, zeisel 0.890 / 0.892, human_kidney 0.614 /
         # 0.685 (its median over the file's 2000 genes is 263 counts: log1p of almost raw counts)
+        logged = np.log1p(counts * (TARGET_SUM / totals)[:, None]).astype(np.float32)
+        mean, sd = logged.mean(axis=0), logged.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0).astype(np.float32)  # constant genes become 0
         # not clipped: at |z| ≤ 10 (Seurat's and scanpy's max_value) baron_mouse went 0.857 → 0.878 and
         # pbmc4k 0.69 → 0.71, but mouse_bladder 0.59 → 0.51 and human_kidney 0.71 → 0.68 (seeds 0–2; baron_mouse 0–4)
         device = self.device
