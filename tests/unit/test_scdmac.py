@@ -12,7 +12,7 @@ from scatlas.cluster import cluster_counts
 from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.consensus import ensemble_partition
 from scatlas.models import Scdmac, ScdmacParams
-from scatlas.models.scdmac import differ_probability, fit_ensemble, mask_probability, member_seeds
+from scatlas.models.scdmac import differ_probability, ema_decay_for, fit_ensemble, mask_probability, member_seeds
 from scatlas.nn.scdmac import MaskingAutoencoder
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
@@ -57,10 +57,11 @@ def test_each_ablation_switch_changes_the_computation(deng):
 
 def test_weight_averaging_ends_the_masking_stage_on_the_moving_average(deng):
     counts, _ = deng
-    plain = tiny_fit(counts, ema_decay=0.0, cluster_epochs=0)
+    steps = {"cluster_epochs": 0, "min_steps": 60}  # 60 steps: a decay of 0.9 is under the cap (1 − 5 / 60)
+    plain = tiny_fit(counts, ema_decay=0.0, **steps)
     # a decay of almost 0 averages nothing: the last step's weights, as without averaging
-    assert np.allclose(tiny_fit(counts, ema_decay=1e-12, cluster_epochs=0).embedding_, plain.embedding_, atol=1e-5)
-    averaged = tiny_fit(counts, ema_decay=0.9, cluster_epochs=0)
+    assert np.allclose(tiny_fit(counts, ema_decay=1e-12, **steps).embedding_, plain.embedding_, atol=1e-5)
+    averaged = tiny_fit(counts, ema_decay=0.9, **steps)
     assert not np.allclose(averaged.embedding_, plain.embedding_, atol=1e-3)
 
 
@@ -233,3 +234,12 @@ def test_short_fit_beats_pca_kmeans_on_a_baron_subsample():
     baseline = mean_ari("pca-kmeans")
     scdmac = mean_ari("scdmac", device="cpu", params={"mae_epochs": 30})
     assert scdmac >= baseline + 0.05, (scdmac, baseline)
+
+
+def test_the_averaging_horizon_is_at_most_a_fifth_of_the_stage():
+    # 0.995 over a small set's 300 steps would keep 22 % of the first step's weights
+    assert ema_decay_for(0.995, 300) == pytest.approx(1 - 5 / 300)
+    assert 0.995**299 > 0.2 and ema_decay_for(0.995, 300) ** 299 < 0.01
+    assert ema_decay_for(0.995, 1200) == 0.995  # zeisel's 1200 steps: the horizon of 200 fits
+    assert ema_decay_for(0.0, 300) == 0.0
+    assert ema_decay_for(0.9, 4) == 0.0  # too few steps to average
