@@ -135,16 +135,13 @@ class ScdmacParams(Params):
     n_neighbours: int = 15  # cosine kNN graph for the swaps
     mae_epochs: int = 100
     # > 0: the masking stage ends on an exponential moving average of its weights with this decay (Polyak
-    # averaging; 0.995 = a horizon of about 200 optimizer steps) instead of the last step's weights, which
-    # depend on the last few batches and masks. 0.995 against 0, 5 seeds (2026-12-02): human_kidney
-    # 0.747 ± 0.011 against 0.715 ± 0.093 (all five in the better of its two partitions; over 10 seeds
-    # 0.738 ± 0.026, none below 0.68, against 0.687 with three at 0.52–0.55), pbmc4k 0.715 ± 0.029 against
-    # 0.693 ± 0.03, zeisel 0.892 ± 0.006 / 0.892 ± 0.005, cite_cbmc 0.578 / 0.572, mouse_bladder_2100
-    # 0.580 / 0.588, mouse_bladder_top2000 0.517 / 0.532, kang 0.534 / 0.539, deng, pollen and romanov
-    # level; but baron_mouse over 10 seeds 0.845 ± 0.027 with two seeds at 0.79, against about 0.868 with
-    # none below 0.85 (0.864 ± 0.008 on seeds 0–4, 0.872 ± 0.012 on 5–9), so it is off by default. A
-    # shorter horizon (0.975) left one baron_mouse seed of 10 at 0.80 (0.857 ± 0.020)
-    ema_decay: float = 0.0
+    # averaging; 0.995 = a horizon of about 200 optimizer steps, at most a fifth of the stage's steps:
+    # ema_decay_for) instead of the last step's weights, which depend on the last few batches and masks.
+    # Alone, 0.995 against 0 (2026-12-02, 5 seeds): human_kidney 0.747 ± 0.011 against 0.715 ± 0.093,
+    # pbmc4k 0.715 ± 0.029 against 0.693 ± 0.03, the other sets level, but baron_mouse over 10 seeds
+    # 0.845 ± 0.027 with two seeds at 0.79 (about 0.868 without); with three members (``ensemble``) the
+    # outliers are outvoted, hence both by default
+    ema_decay: float = 0.995
     # stage 3: clustering
     inflation: float = 2.0  # r of the weighted soft K-means (1 = no sharpening)
     student_t_dof: float = 1.0
@@ -186,21 +183,19 @@ class ScdmacParams(Params):
     centre_selection: str = "silhouette"
     # fits (members) that scatlas cluster combines: their partitions by consensus (the co-association's average
     # linkage or a member's partition, whichever agrees best with all: scatlas.cluster.consensus), their
-    # embeddings side by side. Most of the seed-to-seed spread comes from training, not from K-means.
-    # Three members against one (benchmarks/clustering.py, 5 seeds, CPU): zeisel 0.889 ± 0.003 against
-    # 0.892 ± 0.005, baron_mouse 0.867 ± 0.005 against 0.864 ± 0.008, pbmc4k 0.703 ± 0.020 against
-    # 0.693 ± 0.03, mouse_bladder 0.573 ± 0.028 against 0.588 ± 0.059, human_kidney 0.709 ± 0.081 against
-    # 0.715 ± 0.093, deng 0.425 against 0.428: steadier, not better, at three times the time. It does not
-    # mend human_kidney: its fits fall into one of two partitions (ARI about 0.75 or 0.53), and on seed 1
-    # two members of three fell into the poor one together (pairwise ARI 0.82), so their consensus did too.
-    # Three members with ema_decay 0.995 (2026-12-02), 5 seeds, against one plain fit: human_kidney
-    # 0.749 ± 0.004 (0.715 ± 0.093), baron_mouse 0.864 ± 0.003 (0.864 ± 0.008: the averaged fits' outliers
-    # are outvoted), pbmc4k 0.722 ± 0.012 (0.693 ± 0.03), kang 0.589 ± 0.033 (0.539 ± 0.067),
-    # mouse_bladder_2100 0.568 ± 0.041 (0.588 ± 0.059); seeds 0–2 (default on the same seeds): zeisel
-    # 0.893 ± 0.002 (0.892), cite_cbmc 0.572 (0.573), mouse_bladder_top2000 0.569 (0.536), romanov 0.218
-    # (0.168), but deng 0.374 (0.428) and pollen_scde_64 0.485 (0.579). Three times the time (zeisel about
-    # 205 s on one thread), so it stays an option: set both for steadier fits of a few thousand cells
-    ensemble: int = 1
+    # embeddings side by side. Most of the seed-to-seed spread comes from training, not from K-means: a
+    # plain fit of human_kidney falls into one of two partitions (ARI about 0.75 or 0.53), and three plain
+    # members (ema_decay 0) do not mend it (0.709 ± 0.081; on seed 1 two of three fell into the poor one).
+    # Three weight-averaged members (ema_decay 0.995, the defaults) against one plain fit (2026-12-02,
+    # benchmarks/clustering.py, CPU, mean ARI ± sd over 5 seeds; 10 seeds for the three smallest):
+    # human_kidney 0.749 ± 0.004 (0.715 ± 0.093), pbmc4k 0.722 ± 0.012 (0.693 ± 0.03), kang 0.589 ± 0.033
+    # (0.539 ± 0.067), mouse_bladder_2100 0.601 ± 0.046 (0.588 ± 0.059), baron_mouse 0.862 ± 0.007
+    # (0.864 ± 0.008), romanov 0.190 ± 0.013 (0.176 ± 0.015), pollen_scde_64 0.496 ± 0.11 (0.413 ± 0.18),
+    # deng 0.404 (0.412: one seed of ten at 0.28 with either), zeisel 0.893 ± 0.004 (0.892 ± 0.005),
+    # cite_cbmc 0.582 ± 0.021 (0.572 ± 0.018), mouse_bladder_top2000 0.561 ± 0.036 (0.532 ± 0.033). Three
+    # times the time (zeisel about 210 s on one thread beside another fit); ensemble 1 with ema_decay 0 is
+    # the single plain fit
+    ensemble: int = 3
     # optimisation
     # each training stage takes at least this many optimizer steps (small sets: more epochs). 1600 steps
     # (5 seeds): baron_mouse 0.873 ± 0.007 against 0.857 ± 0.031, but mouse_bladder 0.557 against 0.582,

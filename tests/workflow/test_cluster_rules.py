@@ -94,7 +94,7 @@ def test_editing_a_models_code_reruns_that_models_jobs_only(tmp_path):
 
 def test_kill_9_during_training_then_rerun_equals_an_uninterrupted_run(tmp_path):
     # long enough to be caught mid-training: the log shows the masking stage's epochs
-    params = {"n_top_genes": 300, "zinb_epochs": 300, "mae_epochs": 600, "cluster_epochs": 0}
+    params = {"n_top_genes": 300, "zinb_epochs": 300, "mae_epochs": 600, "cluster_epochs": 0, "ensemble": 1}
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     for workdir in (reference, interrupted):
         workdir.mkdir()
