@@ -186,7 +186,7 @@ class ScdmacParams(Params):
     # embeddings side by side. Most of the seed-to-seed spread comes from training, not from K-means: a
     # plain fit of human_kidney falls into one of two partitions (ARI about 0.75 or 0.53), and three plain
     # members (ema_decay 0) do not mend it (0.709 ± 0.081; on seed 1 two of three fell into the poor one).
-    # Three weight-averaged members (ema_decay 0.995, the defaults) against one plain fit (2026-12-02,
+    # Three weight-averaged members (ema_decay 0.995, the defaults) against one plain fit (2026-12-02/03,
     # benchmarks/clustering.py, CPU, mean ARI ± sd over 5 seeds; 10 seeds for the three smallest):
     # human_kidney 0.749 ± 0.004 (0.715 ± 0.093), pbmc4k 0.722 ± 0.012 (0.693 ± 0.03), kang 0.589 ± 0.033
     # (0.539 ± 0.067), mouse_bladder_2100 0.601 ± 0.046 (0.588 ± 0.059), baron_mouse 0.862 ± 0.007
