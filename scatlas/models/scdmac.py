@@ -180,6 +180,11 @@ class ScdmacParams(Params):
     # Calinski-Harabasz at fixed K) 0.677 / 0.673 / 0.559; lowest Davies-Bouldin 0.857 / 0.655 / 0.566; the
     # per-cluster mean silhouette 0.856 / 0.617 / 0.586; the best rank sum of silhouette and Davies-Bouldin
     # 0.856 / 0.688 / 0.599, and with 60 restarts 0.860 / 0.716 / 0.571. None is better on all three sets.
+    # More (2026-12-03, mouse_bladder_2100, 5 seeds, masking-stage embeddings; silhouette 0.577 ± 0.065): the most
+    # typical restart (highest mean ARI to the other 19) 0.557 ± 0.029, and on baron_mouse seed 1 0.507
+    # against 0.858; the co-association consensus of the 20 restarts 0.554 ± 0.025; Leiden on the
+    # embedding's 15-NN graph at the resolution giving K 0.511 (baron_mouse seeds 0, 1: 0.479 / 0.444
+    # against 0.858 / 0.850), and K-means started from Leiden's cluster means no better.
     centre_selection: str = "silhouette"
     # fits (members) that scatlas cluster combines: their partitions by consensus (the co-association's average
     # linkage or a member's partition, whichever agrees best with all: scatlas.cluster.consensus), their
@@ -194,7 +199,14 @@ class ScdmacParams(Params):
     # deng 0.404 (0.412: one seed of ten at 0.28 with either), zeisel 0.893 ± 0.004 (0.892 ± 0.005),
     # cite_cbmc 0.582 ± 0.021 (0.572 ± 0.018), mouse_bladder_top2000 0.561 ± 0.036 (0.532 ± 0.033). Three
     # times the time (zeisel about 210 s on one thread beside another fit); ensemble 1 with ema_decay 0 is
-    # the single plain fit
+    # the single plain fit. Five members against three (2026-12-03; the same fits, the first three of the five
+    # being the defaults' members; CPU, one thread, mean ARI ± sd): deng 0.424 ± 0.004 against 0.406 ± 0.047
+    # (10 seeds), mouse_bladder_top2000 0.552 ± 0.013 against 0.561 ± 0.036, pbmc_ifnb_kang 0.599 ± 0.025
+    # against 0.589 ± 0.033, mouse_bladder_2100 0.606 ± 0.037 against 0.601 ± 0.047, baron_mouse 0.869 ±
+    # 0.006 against 0.861 ± 0.007 (seeds 0–3), pollen_scde_64 0.528 ± 0.11 against 0.495 ± 0.11 and romanov
+    # 0.188 ± 0.014 against 0.192 ± 0.014 (9–10 seeds): steadier, by at most 0.03 in the mean, for 5/3 of the
+    # time, so three stay the default. K-means (the best silhouette of 20 restarts) on the members' embeddings
+    # side by side in place of the consensus: mouse_bladder_2100 0.515, mouse_bladder_top2000 0.378 (seeds 0–2)
     ensemble: int = 3
     # optimisation
     # each training stage takes at least this many optimizer steps (small sets: more epochs). 1600 steps
