@@ -74,7 +74,10 @@ class ScdmacParams(Params):
     # 0.856 against 0.892, deng 0.411 against 0.428, mouse_bladder 0.516 against 0.582 (seeds 0–2).
     # 2000 genes (the baselines' number; 2026-12-01): baron_mouse 0.465 / 0.467 (seeds 0, 1), zeisel 0.711
     # (seed 0): the added sparse genes carry sequencing depth and donor, and K-means splits the beta cells
-    # three ways (median library sizes 2400, 4700 and 8800 counts)
+    # three ways (median library sizes 2400, 4700 and 8800 counts). 750 and 1500 (2026-12-03, masking stage
+    # alone: K-means centres, no refinement, one weight-averaged fit, seeds 0–2; 1000: baron_mouse 0.855,
+    # human_kidney 0.722, mouse_bladder_2100 0.608, pbmc4k 0.716, zeisel 0.891): 750 gives 0.859 / 0.675 /
+    # 0.545 / 0.660 / 0.893, 1500 gives 0.882 / 0.631 / 0.544 / 0.731 / 0.875
     n_top_genes: int = 1000
     # stage 1: ZINB denoising autoencoder (DCA / scDeepCluster layout)
     denoise: bool = False  # True = the paper's denoising stage (off = its ablation scDMAC-Z)
@@ -133,6 +136,8 @@ class ScdmacParams(Params):
     # baron_mouse (0.851 / 0.864), mouse_bladder_top2000 (0.496 / 0.532), pollen_scde_64 and cite_cbmc
     weighted_reconstruction: bool = True
     mask_predictor: bool = True  # False = ablation scDMAC-P: no mask predictor, no BCE term
+    # γ_m 0.8 (as for n_top_genes above): baron_mouse 0.726, human_kidney 0.672, mouse_bladder_2100 0.521,
+    # pbmc4k 0.667, zeisel 0.892; 0.5: 0.832 / 0.639 / 0.621 / 0.696 / 0.867
     mask_loss_weight: float = 0.65  # γ_m; optimum ≈ 0.65
     gene_zero_rate: float = 0.0  # augmentation: share of entries set to a zero count (paper 0.1)
     noise_variance: float = 0.0  # augmentation: Gaussian noise variance, z-scored scale (paper 0.6)
@@ -190,6 +195,15 @@ class ScdmacParams(Params):
     # against 0.858; the co-association consensus of the 20 restarts 0.554 ± 0.025; Leiden on the
     # embedding's 15-NN graph at the resolution giving K 0.511 (baron_mouse seeds 0, 1: 0.479 / 0.444
     # against 0.858 / 0.850), and K-means started from Leiden's cluster means no better.
+    # On masking-stage embeddings (2026-12-03, one weight-averaged fit, seeds 0–2; this choice: baron_mouse
+    # 0.855, human_kidney 0.722, mouse_bladder_2100 0.608, pbmc4k 0.716, zeisel 0.891): Ward linkage 0.844 /
+    # 0.645 / 0.547 / 0.661 / 0.879, K-means from Ward's cluster means 0.852 / 0.686 / 0.572 / 0.681 / 0.893,
+    # diagonal or spherical Gaussian mixtures 0.45–0.64; K-means on each cell's mean over itself and its
+    # 10–30 nearest neighbours no better (mouse_bladder_2100 0.50–0.54); spectral clustering on the 15- or
+    # 30-NN graph 0.41–0.49 / 0.54–0.60 / 0.49–0.57 / 0.67–0.68 / 0.73–0.83. The embedding limits, not the
+    # choice: K-means started from the labelled types' means converges to 0.812 / 0.715 / 0.649 / 0.737 /
+    # 0.894, while a 15-nearest-neighbour classifier of the types scores 0.912 / 0.896 / 0.793 / 0.804 /
+    # 0.880 (5-fold): the types are apart locally, but not as the equal spheres K-means assumes.
     centre_selection: str = "silhouette"
     # fits (members) that scatlas cluster combines: their partitions by consensus (the co-association's average
     # linkage or a member's partition, whichever agrees best with all: scatlas.cluster.consensus), their
