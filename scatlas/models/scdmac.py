@@ -199,7 +199,7 @@ class ScdmacParams(Params):
     # 0.855, human_kidney 0.722, mouse_bladder_2100 0.608, pbmc4k 0.716, zeisel 0.891): Ward linkage 0.844 /
     # 0.645 / 0.547 / 0.661 / 0.879, K-means from Ward's cluster means 0.852 / 0.686 / 0.572 / 0.681 / 0.893,
     # diagonal or spherical Gaussian mixtures 0.45–0.64; K-means on each cell's mean over itself and its
-    # 10–30 nearest neighbours no better (mouse_bladder_2100 0.50–0.54); spectral clustering on the 15- or
+    # 10–30 nearest neighbours better only on pbmc4k (up to 0.740; mouse_bladder_2100 0.50–0.54); spectral on the 15- or
     # 30-NN graph 0.41–0.49 / 0.54–0.60 / 0.49–0.57 / 0.67–0.68 / 0.73–0.83. The embedding limits, not the
     # choice: K-means started from the labelled types' means converges to 0.812 / 0.715 / 0.649 / 0.737 /
     # 0.894, while a 15-nearest-neighbour classifier of the types scores 0.912 / 0.896 / 0.793 / 0.804 /
