@@ -7,7 +7,11 @@ SPEC §4 beside (our files differ from the papers': see ../shared/data/benchmark
 Rows are appended as they finish, so a long run that is stopped keeps what it measured.
 
     python benchmarks/clustering.py [--datasets zeisel baron_mouse] [--methods scdmac pca-kmeans]
-        [--seeds 0 1 2 3 4] [--device auto] [--output results/benchmarks/clustering.tsv]
+        [--seeds 0 1 2 3 4] [--device auto] [--mixed-precision auto]
+        [--output results/benchmarks/clustering.tsv]
+
+``--mixed-precision bfloat16`` runs the deep models' networks under bfloat16 autocast on the CPU too
+(``Params.mixed_precision``); the rows are then named ``scdmac[bfloat16]`` etc.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from scatlas.cluster import cluster_counts
 from scatlas.cluster.data import read_counts
 from scatlas.evaluate import clustering_scores
+from scatlas.models.base import PRECISIONS
 
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 BENCHMARKS = SHARED / "data" / "benchmarks"
@@ -73,6 +78,7 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--mixed-precision", default="auto", choices=list(PRECISIONS))
     parser.add_argument("--output", default="results/benchmarks/clustering.tsv", help="per-run TSV (appended)")
     args = parser.parse_args()
     output = Path(args.output)
@@ -85,6 +91,8 @@ def main() -> int:
         k = len(np.unique(truth))
         for name in args.methods:
             method, params = METHODS[name]
+            if method in ("scdmac", "scsmd") and args.mixed_precision != "auto":
+                params, name = {**params, "mixed_precision": args.mixed_precision}, f"{name}[{args.mixed_precision}]"
             for seed in args.seeds:
                 started = time.perf_counter()
                 labels, embedding = cluster_counts(method, matrix.counts, k, seed=seed, device=args.device,

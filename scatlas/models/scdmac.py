@@ -245,6 +245,7 @@ class ScdmacParams(Params):
     cluster_learning_rate: float = 1e-4
 
     def __post_init__(self):
+        super().__post_init__()
         if self.ensemble < 1:
             raise ValueError(f"scDMAC ensemble must be at least 1, not {self.ensemble}")
         if not 0 <= self.ema_decay < 1:

@@ -73,6 +73,7 @@ class ScsmdParams(Params):
     similarity_threshold: float = 0.8  # δ: pairs at least this similar are pulled together, at most 1 − δ apart
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0.5 < self.similarity_threshold < 1:
             raise ValueError(f"scSMD similarity_threshold must be in (0.5, 1), not {self.similarity_threshold}")
         if self.fuzziness <= 1:

@@ -55,6 +55,16 @@ def test_each_ablation_switch_changes_the_computation(deng):
         assert not np.allclose(variant.embedding_, default.embedding_)
 
 
+def test_bfloat16_on_the_cpu_runs_the_networks_under_autocast_and_stays_deterministic(deng):
+    counts, _ = deng
+    first, second = tiny_fit(counts, mixed_precision="bfloat16"), tiny_fit(counts, mixed_precision="bfloat16")
+    assert np.array_equal(first.embedding_, second.embedding_)
+    assert first.embedding_.dtype == np.float32
+    # "auto" is float32 on the CPU: the same as "float32", and not the same as bfloat16
+    assert np.array_equal(tiny_fit(counts).embedding_, tiny_fit(counts, mixed_precision="float32").embedding_)
+    assert not np.allclose(first.embedding_, tiny_fit(counts).embedding_, atol=1e-3)
+
+
 def test_weight_averaging_ends_the_masking_stage_on_the_moving_average(deng):
     counts, _ = deng
     steps = {"cluster_epochs": 0, "min_steps": 60}  # 60 steps: a decay of 0.9 is under the cap (1 − 5 / 60)
@@ -205,6 +215,8 @@ def test_bad_parameter_values_are_refused():
         ScdmacParams.from_dict({"ensemble": 0})
     with pytest.raises(KeyError, match=r"ema_decay must be in \[0, 1\)"):
         ScdmacParams.from_dict({"ema_decay": 1.0})
+    with pytest.raises(KeyError, match="mixed_precision must be 'auto' or 'bfloat16' or 'float32', not 'half'"):
+        ScdmacParams.from_dict({"mixed_precision": "half"})
 
 
 def test_save_and_load_give_the_same_clusters(deng, tmp_path):
