@@ -36,9 +36,13 @@ class Params:
     mixed_precision: str = "auto"
 
     def __post_init__(self):
-        if self.mixed_precision not in PRECISIONS:
-            allowed = " or ".join(map(repr, PRECISIONS))
-            raise ValueError(f"{self.model_name} mixed_precision must be {allowed}, not {self.mixed_precision!r}")
+        self._check_choice("mixed_precision", PRECISIONS)
+
+    def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
+        """Raise ``ValueError`` naming the field ``name`` when its value is not one of ``allowed``."""
+        value = getattr(self, name)
+        if value not in allowed:
+            raise ValueError(f"{self.model_name} {name} must be {' or '.join(map(repr, allowed))}, not {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config"):

@@ -256,9 +256,7 @@ class ScdmacParams(Params):
             raise ValueError(f"scDMAC ema_decay must be in [0, 1), not {self.ema_decay}")
         for name, allowed in (("shuffle", ("cells", "genes")), ("mask_target", ("auto", "swapped", "changed")),
                               ("centre_selection", ("silhouette", "inertia"))):  # fmt: skip
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"scDMAC {name} must be {' or '.join(map(repr, allowed))}, not {value!r}")
+            self._check_choice(name, allowed)
 
 
 def differ_probability(x: np.ndarray) -> np.ndarray:
