@@ -157,9 +157,11 @@ class ScdmacParams(Params):
     student_t_dof: float = 1.0
     alpha: float = 1.0  # weight of L_ZINB
     beta: float = 1.0  # weight of L_mae
-    # φ and θ: at 0.1 the clustering terms (squared distances in the embedding, tens to hundreds) outweigh
-    # L_mae and the embedding collapses (zeisel ARI 0.74 → 0.39); at 0.01 the refinement adds about +0.01
-    # on zeisel and baron_mouse
+    # φ and θ: with an early model, at 0.1 the clustering terms (squared distances in the embedding, tens to
+    # hundreds) outweighed L_mae and the embedding collapsed (zeisel ARI 0.74 → 0.39). With the present
+    # defaults (2026-12-04, one weight-averaged fit, bfloat16, seeds 0–2; 0.01: baron_mouse 0.869,
+    # human_kidney 0.737, mouse_bladder_2100 0.613, pbmc4k 0.728, zeisel 0.893) 0.03, 0.1 and 1.0 are all
+    # within 0.004 of these: 20 epochs at cluster_learning_rate hardly move the partition
     phi: float = 0.01  # weight of the weighted soft K-means loss
     theta: float = 0.01  # weight of KL(P || Q)
     # without the refinement (0; 2026-12-02, seeds 0–2): cite_cbmc 0.623 against 0.573, baron_mouse 0.853
@@ -208,6 +210,11 @@ class ScdmacParams(Params):
     # between two masked copies of each cell gave 0.54 / 0.77 / 0.48 / 0.54 / 0.84; pulling each cell towards
     # its 15 nearest neighbours' mean embedding (weight 0.05 or 0.5) collapsed human_kidney to 0.14; K-means
     # at 2 × K merged by links in the 15-NN graph 0.834 / 0.438 / 0.629 / 0.656 / 0.904.
+    # Sequencing depth (2026-12-04, same set-up under bfloat16: 0.860 / 0.718 / 0.625 / 0.716 / 0.891): the
+    # embedding predicts the log library size with R² 0.67–0.93, but the depth carries type. K-means on the
+    # residual of a linear fit of Z on it gave 0.853 / 0.711 / 0.515 / 0.661 / 0.819 (quadratic: 0.840 /
+    # 0.746 / 0.530 / 0.680 / 0.813); K-means with a linear depth term per cluster (Lloyd iterations from the
+    # chosen partition: each type a segment along depth, not a sphere) 0.875 / 0.681 / 0.577 / 0.683 / 0.876.
     centre_selection: str = "silhouette"
     # fits (members) that scatlas cluster combines: their partitions by consensus (the co-association's average
     # linkage or a member's partition, whichever agrees best with all: scatlas.cluster.consensus), their
