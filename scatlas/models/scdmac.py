@@ -78,6 +78,9 @@ class ScdmacParams(Params):
     # alone: K-means centres, no refinement, one weight-averaged fit, seeds 0–2; 1000: baron_mouse 0.855,
     # human_kidney 0.722, mouse_bladder_2100 0.608, pbmc4k 0.716, zeisel 0.891): 750 gives 0.859 / 0.675 /
     # 0.545 / 0.660 / 0.893, 1500 gives 0.882 / 0.631 / 0.544 / 0.731 / 0.875
+    # Other flavours (2026-12-04, full fit, bfloat16, seeds 0–2, the same five sets; seurat: 0.869 / 0.737 /
+    # 0.613 / 0.728 / 0.893): scanpy's analytic Pearson residuals on counts 0.507 / 0.579 / 0.490 / 0.709 /
+    # 0.830, cell_ranger (dispersions normalised by median and MAD) 0.879 / 0.523 / 0.411 / 0.682 / 0.862
     n_top_genes: int = 1000
     # stage 1: ZINB denoising autoencoder (DCA / scDeepCluster layout)
     denoise: bool = False  # True = the paper's denoising stage (off = its ablation scDMAC-Z)
