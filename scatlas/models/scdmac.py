@@ -33,7 +33,7 @@ from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.consensus import ensemble_partition
 from scatlas.cluster.data import TARGET_SUM, highly_variable
 from scatlas.models.base import ClusteringModel, Params
-from scatlas.models.training import batch_starts, deterministic
+from scatlas.models.training import adam, batch_starts, deterministic
 from scatlas.nn.clustering import (
     dec_target,
     inflate,
@@ -443,7 +443,7 @@ class Scdmac(ClusteringModel):
 
     def _fit_denoiser(self, x, y, size_factors, generator):
         p = self.params
-        optimizer = torch.optim.Adam(self.denoiser.parameters(), lr=p.learning_rate)
+        optimizer = adam(self.denoiser.parameters(), lr=p.learning_rate)
         epochs = self._epochs(p.zinb_epochs, x.shape[0])
         for epoch in range(epochs):
             self.denoiser.train()
@@ -459,7 +459,7 @@ class Scdmac(ClusteringModel):
 
     def _fit_mae(self, neighbours, generator):
         p = self.params
-        optimizer = torch.optim.Adam(self.mae.parameters(), lr=p.learning_rate)
+        optimizer = adam(self.mae.parameters(), lr=p.learning_rate)
         epochs = self._epochs(p.mae_epochs, self._x_mae.shape[0])
         # ema_decay > 0: the stage ends on the moving average of the weights (Polyak averaging)
         decay = ema_decay_for(p.ema_decay, epochs * len(batch_starts(self._x_mae.shape[0], p.batch_size)))
@@ -489,7 +489,7 @@ class Scdmac(ClusteringModel):
         parameters = list(self.mae.parameters())
         if p.denoise and p.alpha > 0:
             parameters += list(self.denoiser.parameters())
-        optimizer = torch.optim.Adam(parameters, lr=p.cluster_learning_rate)
+        optimizer = adam(parameters, lr=p.cluster_learning_rate)
         for epoch in range(p.cluster_epochs):
             if epoch > 0 and p.denoise and p.alpha > 0:  # the denoiser keeps learning: refresh its output
                 self._x_mae = self._denoised(x, size_factors, scale)

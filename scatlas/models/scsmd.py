@@ -26,7 +26,7 @@ from sklearn.cluster import KMeans
 from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.data import highly_variable, log_normalize
 from scatlas.models.base import ClusteringModel, Params
-from scatlas.models.training import deterministic
+from scatlas.models.training import adam, deterministic
 from scatlas.nn.clustering import fuzzy_memberships, pairwise_similarity_loss, squared_distances, weighted_centres
 from scatlas.nn.count_likelihood import nb_nll
 from scatlas.nn.scsmd import N_PIXELS, CellNet, ConvNBAutoencoder
@@ -140,7 +140,7 @@ class Scsmd(ClusteringModel):
 
     def _pretrain(self, x, generator):
         p = self.params
-        optimizer = torch.optim.Adam(self.autoencoder.parameters(), lr=p.learning_rate)
+        optimizer = adam(self.autoencoder.parameters(), lr=p.learning_rate)
         epochs = self._epochs(p.pretrain_epochs, x.shape[0])
         for epoch in range(epochs):
             self.autoencoder.train()
@@ -169,7 +169,7 @@ class Scsmd(ClusteringModel):
     def _fit_fuzzy(self, x, generator):
         p = self.params
         k = self.centres.shape[0]
-        optimizer = torch.optim.Adam(self.autoencoder.parameters(), lr=p.cluster_learning_rate)
+        optimizer = adam(self.autoencoder.parameters(), lr=p.cluster_learning_rate)
         for epoch in range(p.cluster_epochs):
             if epoch > 0 and epoch % p.centre_interval == 0:
                 self.centres = self._updated_centres(self._encode(x))
@@ -200,7 +200,7 @@ class Scsmd(ClusteringModel):
 
     def _fit_cellnet(self, u, generator):
         p = self.params
-        optimizer = torch.optim.Adam(self.cellnet.parameters(), lr=p.cellnet_learning_rate)
+        optimizer = adam(self.cellnet.parameters(), lr=p.cellnet_learning_rate)
         phases = [("cellnet", p.cellnet_epochs), ("finetune", p.finetune_epochs)]
         for phase, epochs in phases:
             for epoch in range(epochs):

@@ -89,6 +89,30 @@ def test_weighted_reconstruction_puts_lambda_on_masked_entries():
     assert plain.item() == pytest.approx(squared.mean().item())
 
 
+def test_the_folded_decoder_is_the_decoder_on_the_embedding_and_predicted_mask():
+    # a batch larger than latent + 1 takes the folded product; its output and every parameter's
+    # gradient must be those of the plain decoder on [Z, M']
+    torch.manual_seed(0)
+    model = MaskingAutoencoder(7, hidden=(8,), latent=3)
+    x, target = torch.randn(20, 7), torch.randn(20, 7)
+
+    def reconstruction_and_gradients(decode):
+        model.zero_grad()
+        z = model.encoder(x)
+        out = decode(z)
+        (out - target).square().sum().backward()
+        return out.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    direct, direct_grads = reconstruction_and_gradients(lambda z: model.decoder(torch.cat([z, model.mask_head(z)], 1)))
+    folded, folded_grads = reconstruction_and_gradients(lambda z: model(x)[2])
+    torch.testing.assert_close(folded, direct)
+    assert direct_grads.keys() == folded_grads.keys()
+    for name in direct_grads:
+        torch.testing.assert_close(folded_grads[name], direct_grads[name], msg=name)
+    # fewer cells than latent + 1: the direct product, the same values
+    torch.testing.assert_close(model(x[:3])[2], folded[:3])
+
+
 def test_cell_shuffle_takes_every_masked_entry_of_a_cell_from_one_partner_cell():
     model = Scdmac(2, ScdmacParams(mask_target="changed"), seed=0, device="cpu")
     model.mask_probability_ = 0.5
