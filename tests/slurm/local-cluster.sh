@@ -8,6 +8,7 @@ set -euo pipefail
 action=${1:?start or stop}
 state=${2:?state directory}
 mkdir -p "$state"
+state=$(cd "$state" && pwd)
 started="$state/started"
 
 running() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
@@ -44,7 +45,9 @@ install -d -o munge -g munge -m 755 /run/munge
 [ -s /etc/munge/munge.key ] || { mungekey --create --force; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
 start_daemon munged /run/munge/munged.pid runuser -u munge -- /usr/sbin/munged
 
-install -d /run/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
+# controller and node state live in STATE_DIR: jobs left queued or running by an earlier, interrupted
+# cluster are never recovered into this one (they would hold the node's CPUs and block every new job)
+install -d /run/slurm /var/log/slurm "$state/slurmctld" "$state/slurmd"
 install -d -o mysql -g root /run/mysqld
 if ! mariadb -e 'select 1' >/dev/null 2>&1; then
   setsid nohup /usr/sbin/mariadbd --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock \
@@ -88,8 +91,8 @@ SlurmctldPidFile=/run/slurm/slurmctld.pid
 SlurmdPidFile=/run/slurm/slurmd.pid
 SlurmctldPort=6817
 SlurmdPort=6818
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+StateSaveLocation=$state/slurmctld
+SlurmdSpoolDir=$state/slurmd
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 SchedulerType=sched/backfill
@@ -114,3 +117,4 @@ start_daemon slurmctld /run/slurm/slurmctld.pid slurmctld
 start_daemon slurmd /run/slurm/slurmd.pid slurmd -N localhost
 for _ in $(seq 100); do sinfo -h -o %T 2>/dev/null | grep -qx idle && break; sleep 0.2; done
 sinfo -h -o "%P %a %D %T %N"
+sinfo -h -o %T | grep -qx idle || { echo "the node is not idle: $(sinfo -h -o %T); queued: $(squeue -h | wc -l) jobs" >&2; exit 1; }
