@@ -7,11 +7,16 @@ SPEC §4 beside (our files differ from the papers': see ../shared/data/benchmark
 Rows are appended as they finish, so a long run that is stopped keeps what it measured.
 
     python benchmarks/clustering.py [--datasets zeisel baron_mouse] [--methods scdmac pca-kmeans]
-        [--seeds 0 1 2 3 4] [--device auto] [--mixed-precision auto]
+        [--seeds 0 1 2 3 4] [--device auto] [--mixed-precision auto] [--param n_top_genes=2000 ...]
         [--output results/benchmarks/clustering.tsv]
 
 ``--mixed-precision bfloat16`` runs the deep models' networks under bfloat16 autocast on the CPU too
-(``Params.mixed_precision``); the rows are then named ``scdmac[bfloat16]`` etc.
+(``Params.mixed_precision``); the rows are then named ``scdmac[bfloat16]`` etc. ``--param KEY=VALUE``
+sets a deep model's parameter (a field of ScdmacParams / ScsmdParams, the value read as YAML), as
+``scatlas cluster --config`` does; the rows are then named ``scdmac[n_top_genes=2000]`` etc. The issue's
+timing, zeisel with 2000 highly variable genes (``--device cuda`` where there is a GPU):
+
+    python benchmarks/clustering.py --datasets zeisel --methods scdmac --seeds 0 --param n_top_genes=2000
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from scatlas.cluster import cluster_counts
 from scatlas.cluster.data import read_counts
@@ -72,6 +78,14 @@ PUBLISHED = {
 }
 
 
+def parameter(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` → (key, value read as YAML: 2000 → int, 1e-3 → float, [256, 128] → list)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
@@ -79,6 +93,8 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--mixed-precision", default="auto", choices=list(PRECISIONS))
+    parser.add_argument("--param", nargs="+", type=parameter, default=[], metavar="KEY=VALUE",
+                        help="a field of ScdmacParams / ScsmdParams, e.g. n_top_genes=2000")  # fmt: skip
     parser.add_argument("--output", default="results/benchmarks/clustering.tsv", help="per-run TSV (appended)")
     args = parser.parse_args()
     output = Path(args.output)
@@ -93,6 +109,9 @@ def main() -> int:
             method, params = METHODS[name]
             if method in ("scdmac", "scsmd") and args.mixed_precision != "auto":
                 params, name = {**params, "mixed_precision": args.mixed_precision}, f"{name}[{args.mixed_precision}]"
+            if method in ("scdmac", "scsmd") and args.param:
+                params = {**params, **dict(args.param)}
+                name += "[" + ",".join(f"{key}={value}" for key, value in args.param) + "]"
             for seed in args.seeds:
                 started = time.perf_counter()
                 labels, embedding = cluster_counts(method, matrix.counts, k, seed=seed, device=args.device,
