@@ -110,7 +110,7 @@ def run_clustering(method: str, input: str | os.PathLike, n_clusters: int | None
     try:
         labels, embedding = cluster_counts(method, matrix.counts, n_clusters, seed, device, params, matrix.gene_names)
     except (KeyError, TypeError) as err:
-        raise InputError(config or input, str(err).strip("'\"")) from None
+        raise InputError(config or input, err.args[0] if err.args else str(err)) from None
     except RuntimeError as err:
         if "CUDA" not in str(err):
             raise

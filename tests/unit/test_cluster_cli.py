@@ -172,6 +172,16 @@ def test_unknown_parameter_names_the_config(tmp_path, capsys):
     assert f"{config}: " in capsys.readouterr().err
 
 
+def test_a_wrongly_typed_parameter_is_refused_before_any_fit(tmp_path, capsys):
+    config = tmp_path / "params.yaml"
+    config.write_text("mae_epochs: many\n")
+    out = tmp_path / "out.tsv"
+    assert main(["cluster", "--method", "scdmac", "--input", str(DENG), "--n-clusters", "5", "--config", str(config),
+                 "--output", str(out)]) == 2  # fmt: skip
+    assert f"{config}: scDMAC mae_epochs must be a whole number, not 'many'" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_leiden_clusters_a_set_of_more_than_8192_cells(tmp_path, capsys):
     # CITE-seq CBMC, 8617 cells, 15 labelled types: above 8192 cells scanpy's default kNN backend
     # returned a sparse array its own code then failed on

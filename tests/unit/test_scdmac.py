@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import yaml
 from conftest import SHARED
 from sklearn.metrics import adjusted_rand_score
 
@@ -242,6 +243,21 @@ def test_bad_parameter_values_are_refused():
         ScdmacParams.from_dict({"ema_decay": 1.0})
     with pytest.raises(KeyError, match="mixed_precision must be 'auto' or 'bfloat16' or 'float32', not 'half'"):
         ScdmacParams.from_dict({"mixed_precision": "half"})
+
+
+def test_parameters_from_yaml_take_their_fields_types():
+    # PyYAML reads 1e-3 as a string (YAML 1.1 floats need a dot); a float field takes it as the number
+    params = ScdmacParams.from_dict(yaml.safe_load("learning_rate: 1e-3\nmae_epochs: 50.0\nmae_hidden: [64, 32]\n"))
+    assert params.learning_rate == 0.001 and params.mae_epochs == 50 and params.mae_hidden == [64, 32]
+    assert isinstance(params.learning_rate, float) and isinstance(params.mae_epochs, int)
+    for values, message in (({"learning_rate": "fast"}, "learning_rate must be a finite number, not 'fast'"),
+                            ({"inflation": float("nan")}, "inflation must be a finite number, not nan"),
+                            ({"mae_epochs": 1.5}, "mae_epochs must be a whole number, not 1.5"),
+                            ({"denoise": "yes"}, "denoise must be true or false, not 'yes'"),
+                            ({"mae_hidden": 256}, "mae_hidden must be a list, not 256"),
+                            ({"shuffle": 3}, "shuffle must be a string, not 3")):  # fmt: skip
+        with pytest.raises(KeyError, match=message):
+            ScdmacParams.from_dict(values)
 
 
 def test_save_and_load_give_the_same_clusters(deng, tmp_path):
