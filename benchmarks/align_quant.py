@@ -56,8 +56,18 @@ def main() -> None:
                 for _ in range(args.copies):
                     out.write(text)
             fastqs.append(path)
-        bare_cmd = ["hisat2", "-p", str(args.threads), "--phred64", "-x", str(scratch / "idx"),
-                    "-1", str(fastqs[0]), "-2", str(fastqs[1])]  # fmt: skip
+        bare_cmd = [
+            "hisat2",
+            "-p",
+            str(args.threads),
+            "--phred64",
+            "-x",
+            str(scratch / "idx"),
+            "-1",
+            str(fastqs[0]),
+            "-2",
+            str(fastqs[1]),
+        ]
 
         def bare():
             subprocess.run(bare_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)

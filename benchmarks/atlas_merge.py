@@ -65,9 +65,11 @@ def main() -> None:
         files[study] = workdir / f"{study}.h5ad"
         nnz += write_study(files[study], study, args.cells, study_genes, args.density, seed=number)
     written = sum(f.stat().st_size for f in files.values()) / 2**30
-    print(f"inputs: {args.studies} studies, {args.studies * args.cells} cells x {args.genes} genes, {nnz:,} non-zero "
-          f"({nnz / (args.studies * args.cells * args.genes):.1%}), {written:.2f} GiB, written in "
-          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    print(
+        f"inputs: {args.studies} studies, {args.studies * args.cells} cells x {args.genes} genes, {nnz:,} non-zero "
+        f"({nnz / (args.studies * args.cells * args.genes):.1%}), {written:.2f} GiB, written in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     context = multiprocessing.get_context("spawn")
     result = context.Queue()
     compression = None if args.compression == "none" else args.compression
@@ -76,8 +78,10 @@ def main() -> None:
     (n_cells, n_genes), wall, peak_kib = result.get()
     child.join()
     size = (workdir / "atlas.h5ad").stat().st_size / 2**30
-    print(f"merge_studies: {n_cells} cells x {n_genes} genes in {wall:.1f} s wall, peak RSS {peak_kib / 2**20:.2f} GiB "
-          f"(goal <= 4 GB); atlas {size:.2f} GiB ({args.compression})")  # fmt: skip
+    print(
+        f"merge_studies: {n_cells} cells x {n_genes} genes in {wall:.1f} s wall, peak RSS {peak_kib / 2**20:.2f} GiB "
+        f"(goal <= 4 GB); atlas {size:.2f} GiB ({args.compression})"
+    )
     if not args.workdir:
         shutil.rmtree(workdir)
 

@@ -41,9 +41,19 @@ from scatlas.models.base import PRECISIONS
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 BENCHMARKS = SHARED / "data" / "benchmarks"
 # every labelled set with raw integer counts (pollen_simlr_249 holds log values: left out)
-DATASETS = ["zeisel", "baron_mouse", "pbmc4k_10x_top2000", "mouse_bladder_2100", "human_kidney_top2000",
-            "deng_subset_133", "pollen_scde_64", "romanov_neurons_845", "pbmc_ifnb_kang_2800",
-            "cite_cbmc_top2000", "mouse_bladder_top2000"]  # fmt: skip
+DATASETS = [
+    "zeisel",
+    "baron_mouse",
+    "pbmc4k_10x_top2000",
+    "mouse_bladder_2100",
+    "human_kidney_top2000",
+    "deng_subset_133",
+    "pollen_scde_64",
+    "romanov_neurons_845",
+    "pbmc_ifnb_kang_2800",
+    "cite_cbmc_top2000",
+    "mouse_bladder_top2000",
+]
 # method name → (clustering method, parameters); the ablations of seed 001 Table 5
 # The defaults leave the paper's denoising and augmentations off (see ScdmacParams): "scdmac-full" is
 # the paper's whole model, "+Z" adds the denoising alone, "+A" the augmentations alone.
@@ -93,8 +103,14 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--mixed-precision", default="auto", choices=list(PRECISIONS))
-    parser.add_argument("--param", nargs="+", type=parameter, default=[], metavar="KEY=VALUE",
-                        help="a field of ScdmacParams / ScsmdParams, e.g. n_top_genes=2000")  # fmt: skip
+    parser.add_argument(
+        "--param",
+        nargs="+",
+        type=parameter,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a field of ScdmacParams / ScsmdParams, e.g. n_top_genes=2000",
+    )
     parser.add_argument("--output", default="results/benchmarks/clustering.tsv", help="per-run TSV (appended)")
     args = parser.parse_args()
     output = Path(args.output)
@@ -114,15 +130,26 @@ def main() -> int:
                 name += "[" + ",".join(f"{key}={value}" for key, value in args.param) + "]"
             for seed in args.seeds:
                 started = time.perf_counter()
-                labels, embedding = cluster_counts(method, matrix.counts, k, seed=seed, device=args.device,
-                                                   params=params)  # fmt: skip
+                labels, embedding = cluster_counts(
+                    method, matrix.counts, k, seed=seed, device=args.device, params=params
+                )
                 seconds = time.perf_counter() - started
                 scores = clustering_scores(truth, labels, embedding, seed=seed)
-                row = {"dataset": dataset, "method": name, "seed": seed, "k": k, "n_cells": scores["n_cells"],
-                       "ari": scores["ari"], "nmi": scores["nmi"], "acc": scores["acc"],
-                       "silhouette": scores["silhouette"], "fit_seconds": seconds}  # fmt: skip
-                pd.DataFrame([row]).to_csv(output, sep="\t", index=False, mode="a", header=not output.exists(),
-                                           float_format="%.4f")  # fmt: skip
+                row = {
+                    "dataset": dataset,
+                    "method": name,
+                    "seed": seed,
+                    "k": k,
+                    "n_cells": scores["n_cells"],
+                    "ari": scores["ari"],
+                    "nmi": scores["nmi"],
+                    "acc": scores["acc"],
+                    "silhouette": scores["silhouette"],
+                    "fit_seconds": seconds,
+                }
+                pd.DataFrame([row]).to_csv(
+                    output, sep="\t", index=False, mode="a", header=not output.exists(), float_format="%.4f"
+                )
                 print("\t".join(str(round(v, 4) if isinstance(v, float) else v) for v in row.values()), flush=True)
     summarize(output)
     return 0
@@ -132,8 +159,13 @@ def summarize(path: Path) -> pd.DataFrame:
     """Mean ± sd of ARI and NMI and mean fit time per dataset × method, with the published figures."""
     runs = pd.read_csv(path, sep="\t")
     summary = runs.groupby(["dataset", "method"], sort=False).agg(
-        n_seeds=("seed", "nunique"), ari_mean=("ari", "mean"), ari_sd=("ari", "std"), nmi_mean=("nmi", "mean"),
-        nmi_sd=("nmi", "std"), fit_seconds=("fit_seconds", "mean"))  # fmt: skip
+        n_seeds=("seed", "nunique"),
+        ari_mean=("ari", "mean"),
+        ari_sd=("ari", "std"),
+        nmi_mean=("nmi", "mean"),
+        nmi_sd=("nmi", "std"),
+        fit_seconds=("fit_seconds", "mean"),
+    )
     summary["published"] = [PUBLISHED.get(index, "") for index in summary.index]
     summary = summary.reset_index()
     summary.to_csv(path.with_name(path.stem + ".summary.tsv"), sep="\t", index=False, float_format="%.4f")

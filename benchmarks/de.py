@@ -55,9 +55,13 @@ def scores(table, truth):
     called = table["significant"].to_numpy()
     right_sign = np.sign(table["log2fc"].to_numpy()) == np.sign(truth.to_numpy())
     hits = called & de & right_sign
-    return {"auc": roc_auc_score(de, evidence), "auc_z": roc_auc_score(de, statistic),
-            "precision": hits.sum() / max(called.sum(), 1), "recall": hits.sum() / de.sum(),
-            "n_called": int(called.sum())}  # fmt: skip
+    return {
+        "auc": roc_auc_score(de, evidence),
+        "auc_z": roc_auc_score(de, statistic),
+        "precision": hits.sum() / max(called.sum(), 1),
+        "recall": hits.sum() / de.sum(),
+        "n_called": int(called.sum()),
+    }
 
 
 def accuracy(seed: int, methods, n_genes: int, n_bootstrap: int) -> dict:
@@ -78,8 +82,11 @@ def accuracy(seed: int, methods, n_genes: int, n_bootstrap: int) -> dict:
             per_study[study] = tables["type_0"].set_index("gene").rename(columns={"p_adj_max": "p_adj"})
         single = [scores(t.reset_index().rename(columns={"p_adj": "p_adj_max"}), truth) for t in per_study.values()]
         meta = scores(combine_studies(per_study, 0.05), truth)
-        results[method] = {"single_study_mean": {k: float(np.mean([s[k] for s in single])) for k in single[0]},
-                           "meta": meta, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+        results[method] = {
+            "single_study_mean": {k: float(np.mean([s[k] for s in single])) for k in single[0]},
+            "meta": meta,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
     return results
 
 
@@ -101,20 +108,34 @@ def main():
             print(json.dumps({"seed": seed, method: result}), flush=True)
             results[method].append(result)
     for method, runs in results.items():
-        mean = {part: {k: round(float(np.mean([run[part][k] for run in runs])), 3) for k in runs[0][part]}
-                for part in ("single_study_mean", "meta")}  # fmt: skip
-        sd = {part: round(float(np.std([run[part]["auc_z"] for run in runs])), 3)
-              for part in ("single_study_mean", "meta")}  # fmt: skip
+        mean = {
+            part: {k: round(float(np.mean([run[part][k] for run in runs])), 3) for k in runs[0][part]}
+            for part in ("single_study_mean", "meta")
+        }
+        sd = {
+            part: round(float(np.std([run[part]["auc_z"] for run in runs])), 3)
+            for part in ("single_study_mean", "meta")
+        }
         print(json.dumps({"mean_over_seeds": args.seeds, method: mean, "auc_z_sd": sd}), flush=True)
     speed = simulate_de(n_studies=1, n_types=2, cells_per_type=75, n_genes=args.speed_genes, n_de=500, seed=1)
     counts = speed.X.toarray()
     first, second = counts[speed.obs["label"] == "type_0"], counts[speed.obs["label"] == "type_1"]
     start, cpu = time.perf_counter(), time.process_time()
     scde_test(first, second, seed=0, n_bootstrap=args.n_bootstrap)
-    print(json.dumps({"scde_speed": {"cells": 150, "genes": args.speed_genes, "threads": args.threads,
-                                     "seconds": round(time.perf_counter() - start, 1),
-                                     "cpu_seconds": round(time.process_time() - cpu, 1),
-                                     "load_average": [round(v, 2) for v in os.getloadavg()]}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "scde_speed": {
+                    "cells": 150,
+                    "genes": args.speed_genes,
+                    "threads": args.threads,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "cpu_seconds": round(time.process_time() - cpu, 1),
+                    "load_average": [round(v, 2) for v in os.getloadavg()],
+                }
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

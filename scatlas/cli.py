@@ -18,8 +18,9 @@ from scatlas.tools import ToolError
 def _quantify(args: argparse.Namespace) -> None:
     from scatlas.quant import quantify_run
 
-    stats = quantify_run(args.bam, args.gtf, args.output, paired=args.paired, strandedness=args.strandedness,
-                         threads=args.threads)  # fmt: skip
+    stats = quantify_run(
+        args.bam, args.gtf, args.output, paired=args.paired, strandedness=args.strandedness, threads=args.threads
+    )
     print(json.dumps(stats), file=sys.stderr)
 
 
@@ -47,11 +48,22 @@ def _positive_int(text: str) -> int:
 def _cluster(args: argparse.Namespace) -> None:
     from scatlas.cluster import run_clustering
 
-    labels = run_clustering(args.method, args.input, args.n_clusters, args.output, seed=args.seed,
-                            device=args.device, config=args.config, threads=args.threads)  # fmt: skip
+    labels = run_clustering(
+        args.method,
+        args.input,
+        args.n_clusters,
+        args.output,
+        seed=args.seed,
+        device=args.device,
+        config=args.config,
+        threads=args.threads,
+    )
     if args.n_clusters is None:
-        print(f"scatlas cluster: {len(set(labels.tolist()))} clusters (K estimated by Leiden at resolution 1 on the "
-              f"{args.method} embedding)", file=sys.stderr)  # fmt: skip
+        print(
+            f"scatlas cluster: {len(set(labels.tolist()))} clusters (K estimated by Leiden at resolution 1 on the "
+            f"{args.method} embedding)",
+            file=sys.stderr,
+        )
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -125,9 +137,16 @@ def _demo(args: argparse.Namespace) -> None:
 def _de(args: argparse.Namespace) -> None:
     from scatlas.de import DEParams, run_de
 
-    params = DEParams(method=args.method, min_cells=args.min_cells, max_cells=args.max_cells, fdr=args.fdr,
-                      n_bootstrap=args.n_bootstrap, pseudo_replicates=args.pseudo_replicates, seed=args.seed,
-                      exclude=args.exclude)  # fmt: skip
+    params = DEParams(
+        method=args.method,
+        min_cells=args.min_cells,
+        max_cells=args.max_cells,
+        fdr=args.fdr,
+        n_bootstrap=args.n_bootstrap,
+        pseudo_replicates=args.pseudo_replicates,
+        seed=args.seed,
+        exclude=args.exclude,
+    )
     run_de(args.input, args.output, args.group_key, args.study_key, params)
 
 
@@ -164,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--outdir", required=True)
     reference.set_defaults(func=_reference)
 
-    geo = commands.add_parser("geo", help="GEO metadata").add_subparsers(dest="geo_command", required=True,
-                                                                       metavar="SUBCOMMAND")  # fmt: skip
+    geo = commands.add_parser("geo", help="GEO metadata").add_subparsers(
+        dest="geo_command", required=True, metavar="SUBCOMMAND"
+    )
     samples = geo.add_parser("samples", help="one TSV row per sample of a SOFT, MINiML or SRA XML file")
     samples.add_argument(
         "file", help="GEO family/GSM SOFT (.soft, .soft.gz), MINiML XML or SRA EXPERIMENT_PACKAGE_SET XML"
@@ -186,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--configfile", help="workflow config (default: the Snakefile's config.yaml)")
     refresh.add_argument("--cores", type=int, default=2)
     refresh.add_argument("--no-query", action="store_true", help="only bring the workflow's outputs up to date")
-    refresh.add_argument("snakemake_args", nargs=argparse.REMAINDER,
-                         help="after --: passed to snakemake, e.g. -- --workflow-profile profiles/slurm")  # fmt: skip
+    refresh.add_argument(
+        "snakemake_args",
+        nargs=argparse.REMAINDER,
+        help="after --: passed to snakemake, e.g. -- --workflow-profile profiles/slurm",
+    )
     refresh.set_defaults(func=_refresh)
 
     from scatlas.ontology.match import DEFAULT_SCOPES, UNINFORMATIVE_TERMS
@@ -196,8 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     ontology = ontology.add_subparsers(dest="action", required=True, metavar="ACTION")
     match = ontology.add_parser("match", help="the most specific Cell Ontology terms named in each text (TSV)")
     match.add_argument("--ontology", required=True, help="CL file: OBO, OBO Graphs JSON or cellxgene JSON (.gz ok)")
-    match.add_argument("--scopes", nargs="+", default=list(DEFAULT_SCOPES), choices=["EXACT", "RELATED", "BROAD",
-                       "NARROW"], help="synonym scopes matched besides term names")  # fmt: skip
+    match.add_argument(
+        "--scopes",
+        nargs="+",
+        default=list(DEFAULT_SCOPES),
+        choices=["EXACT", "RELATED", "BROAD", "NARROW"],
+        help="synonym scopes matched besides term names",
+    )
     match.add_argument("--exclude", nargs="*", default=list(UNINFORMATIVE_TERMS), help="term ids never reported")
     match.add_argument("text", nargs="+", metavar="TEXT")
     match.set_defaults(func=_ontology_match)
@@ -218,13 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
     de.set_defaults(func=_de)
 
     cluster = commands.add_parser("cluster", help="cluster the cells of an h5ad of raw counts")
-    cluster.add_argument("--method", required=True, choices=["scdmac", "scsmd", "pca-kmeans", "leiden"],
-                         help="scdmac: denoising + masking autoencoder (SPEC 2.1); scsmd: convolutional NB autoencoder "
-                              "with a multi-dilated attention gate + CellNet (SPEC 2.2); pca-kmeans, leiden: scanpy "
-                              "baselines")  # fmt: skip
+    cluster.add_argument(
+        "--method",
+        required=True,
+        choices=["scdmac", "scsmd", "pca-kmeans", "leiden"],
+        help="scdmac: denoising + masking autoencoder (SPEC 2.1); scsmd: convolutional NB autoencoder "
+        "with a multi-dilated attention gate + CellNet (SPEC 2.2); pca-kmeans, leiden: scanpy "
+        "baselines",
+    )
     cluster.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
-    cluster.add_argument("--n-clusters", type=int, help="number of clusters K (<= number of cells); omitted: "
-                         "estimated (Leiden at resolution 1 on the method's embedding) and reported")  # fmt: skip
+    cluster.add_argument(
+        "--n-clusters",
+        type=int,
+        help="number of clusters K (<= number of cells); omitted: "
+        "estimated (Leiden at resolution 1 on the method's embedding) and reported",
+    )
     cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
     cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
     cluster.add_argument("--config", help="YAML mapping of parameters (fields of ScdmacParams or ScsmdParams)")

@@ -77,6 +77,9 @@ def check_raw_counts(matrix, path: str | os.PathLike, source: str = "X") -> sp.c
         raise InputError(path, f"{source} holds negative values (scaled data?): need raw counts")
     fractional = values != np.round(values)
     if fractional.any():
-        raise InputError(path, f"{source} holds non-integer values (e.g. {values[fractional][0]:.4g}; normalized or "
-                               "log data?): need raw counts")  # fmt: skip
+        raise InputError(
+            path,
+            f"{source} holds non-integer values (e.g. {values[fractional][0]:.4g}; normalized or "
+            "log data?): need raw counts",
+        )
     return counts

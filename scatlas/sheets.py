@@ -76,8 +76,11 @@ def load_runs(path: str | os.PathLike) -> pd.DataFrame:
         (runs["fastq_1"] == "") & (runs["fastq_url_1"] == "") & ~runs["run"].map(lambda run: is_accession("run", run))
     ]
     if not unfetchable.empty:
-        raise InputError(path, f"run {unfetchable['run'].iloc[0]} has no fastq_1, no fastq_url_1 and is not an "
-                               "SRA/ENA run accession to fetch")  # fmt: skip
+        raise InputError(
+            path,
+            f"run {unfetchable['run'].iloc[0]} has no fastq_1, no fastq_url_1 and is not an "
+            "SRA/ENA run accession to fetch",
+        )
     for column in ("fastq_1", "fastq_2"):
         runs[column] = [str((path.parent / f).resolve()) if f else "" for f in runs[column]]
     return runs.set_index("run", drop=False).rename_axis(None)

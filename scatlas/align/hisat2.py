@@ -61,9 +61,18 @@ def align_run(
     with ThreadPoolExecutor(max_workers=1) as pool, atomic_output(bam) as tmp_bam, atomic_output(summary) as tmp_sum:
         check = pool.submit(inspect_run, list(fastqs))  # zlib/bz2 release the GIL: a real second core
         hisat2 = [
-            tools.require("hisat2"), "-p", str(threads), f"--phred{phred_offset}", "--no-unal",
-            "-x", str(index_prefix), *map(str, reads), "--summary-file", str(tmp_sum), *extra_args,
-        ]  # fmt: skip
+            tools.require("hisat2"),
+            "-p",
+            str(threads),
+            f"--phred{phred_offset}",
+            "--no-unal",
+            "-x",
+            str(index_prefix),
+            *map(str, reads),
+            "--summary-file",
+            str(tmp_sum),
+            *extra_args,
+        ]
         view = [tools.require("samtools"), "view", "-b", "-1", "-o", str(tmp_bam), "-"]
         try:
             _pipe(hisat2, view)

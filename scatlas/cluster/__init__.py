@@ -38,8 +38,15 @@ def load_params(path: str | os.PathLike | None) -> dict:
     return values
 
 
-def cluster_counts(method: str, counts: sp.csr_matrix, n_clusters: int | None, seed: int = 0, device: str = "auto",
-                   params: dict | None = None, gene_names=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def cluster_counts(
+    method: str,
+    counts: sp.csr_matrix,
+    n_clusters: int | None,
+    seed: int = 0,
+    device: str = "auto",
+    params: dict | None = None,
+    gene_names=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Cluster raw counts (cells × genes, no all-zero cells) with ``method``: (labels, embedding).
 
     ``n_clusters`` None: K is estimated (Leiden at resolution 1 on the method's embedding).
@@ -90,9 +97,17 @@ def write_clusters(matrix: CountMatrix, labels: np.ndarray, embedding: np.ndarra
         pd.DataFrame({"cell": matrix.cell_names, "cluster": clusters}).to_csv(tmp_table, sep="\t", index=False)
 
 
-def run_clustering(method: str, input: str | os.PathLike, n_clusters: int | None, output: str | os.PathLike,
-                   seed: int = 0, device: str = "auto", config: str | os.PathLike | None = None,
-                   params: dict | None = None, threads: int | None = None) -> np.ndarray:  # fmt: skip
+def run_clustering(
+    method: str,
+    input: str | os.PathLike,
+    n_clusters: int | None,
+    output: str | os.PathLike,
+    seed: int = 0,
+    device: str = "auto",
+    config: str | os.PathLike | None = None,
+    params: dict | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
     """``scatlas cluster``: read IN.h5ad (raw counts), cluster, write OUT.tsv and OUT.embedding.npy.
 
     The method's parameters come from the YAML file ``config`` and then ``params`` (which wins).

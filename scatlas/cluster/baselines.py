@@ -33,8 +33,9 @@ def knn_graph(embedding: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> ad
     adata = ad.AnnData(sp.csr_matrix((embedding.shape[0], 0), dtype=np.float32), obsm={"X_emb": embedding})
     # exact kNN (scikit-learn): from 8192 cells scanpy 1.11 otherwise takes pynndescent's graph, a scipy
     # sparse array it then fails on (csr_array has no getnnz since scipy 1.14)
-    sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_emb", random_state=seed,
-                    transformer="sklearn")  # fmt: skip
+    sc.pp.neighbors(
+        adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_emb", random_state=seed, transformer="sklearn"
+    )
     return adata
 
 
@@ -48,13 +49,20 @@ def estimate_n_clusters(embedding: np.ndarray, seed: int = 0, resolution: float 
     """K when it is not given (SPEC §2.1): the number of Leiden communities at ``resolution`` (scanpy's
     default, 1) on the kNN graph of ``embedding``."""
     k = len(np.unique(leiden_labels(knn_graph(embedding, seed, n_neighbors), resolution, seed)))
-    log.info("estimated K = %d (Leiden at resolution %g on the %d-dimensional embedding)", k, resolution,
-             embedding.shape[1])  # fmt: skip
+    log.info(
+        "estimated K = %d (Leiden at resolution %g on the %d-dimensional embedding)", k, resolution, embedding.shape[1]
+    )
     return k
 
 
-def pca_kmeans(counts: sp.spmatrix, n_clusters: int | None, seed: int = 0, n_top_genes: int = 2000, n_comps: int = 50,
-               n_init: int = 10) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def pca_kmeans(
+    counts: sp.spmatrix,
+    n_clusters: int | None,
+    seed: int = 0,
+    n_top_genes: int = 2000,
+    n_comps: int = 50,
+    n_init: int = 10,
+) -> tuple[np.ndarray, np.ndarray]:
     """K-means (``n_init`` restarts) on :func:`pca_embedding`; K estimated on it when ``n_clusters`` is
     None (:func:`estimate_n_clusters`). Returns (labels, embedding)."""
     embedding = pca_embedding(counts, n_top_genes, n_comps, seed)
@@ -64,8 +72,15 @@ def pca_kmeans(counts: sp.spmatrix, n_clusters: int | None, seed: int = 0, n_top
     return labels, embedding
 
 
-def leiden(counts: sp.spmatrix, n_clusters: int | None, seed: int = 0, n_top_genes: int = 2000, n_comps: int = 50,
-           n_neighbors: int = 15, max_steps: int = 30) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def leiden(
+    counts: sp.spmatrix,
+    n_clusters: int | None,
+    seed: int = 0,
+    n_top_genes: int = 2000,
+    n_comps: int = 50,
+    n_neighbors: int = 15,
+    max_steps: int = 30,
+) -> tuple[np.ndarray, np.ndarray]:
     """Leiden on scanpy's kNN graph of :func:`pca_embedding`, resolution bisected to give ``n_clusters``
     (None: resolution 1, K as Leiden finds it).
 

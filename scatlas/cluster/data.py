@@ -58,13 +58,15 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
     if cell_index.size == 0:
         raise InputError(path, "every cell has zero counts")
     if cell_index.size < adata.n_obs:
-        log.warning("%s: %d all-zero cell(s) left out of clustering (their cluster is NA)", path,
-                    adata.n_obs - cell_index.size)  # fmt: skip
+        log.warning(
+            "%s: %d all-zero cell(s) left out of clustering (their cluster is NA)", path, adata.n_obs - cell_index.size
+        )
     if gene_index.size < adata.n_vars:
         log.info("%s: %d all-zero gene(s) dropped", path, adata.n_vars - gene_index.size)
     if n_clusters is not None and not 1 <= n_clusters <= cell_index.size:
-        raise InputError(path, f"--n-clusters {n_clusters} is not between 1 and the {cell_index.size} cells "
-                               "with counts")  # fmt: skip
+        raise InputError(
+            path, f"--n-clusters {n_clusters} is not between 1 and the {cell_index.size} cells with counts"
+        )
     return CountMatrix(
         counts=counts[cell_index][:, gene_index].astype(np.float32).tocsr(),
         cell_index=cell_index,

@@ -81,13 +81,15 @@ def combine_studies(per_study: dict[str, pd.DataFrame], fdr: float) -> pd.DataFr
     z_values = z.to_numpy()
     # min Z if all up, max Z if all down; otherwise both terms are <= 0 and the evidence is 0.
     weakest = np.maximum(np.maximum(z_values.min(1), -z_values.max(1)), 0.0) * np.sign(z_values[:, 0])
-    table = pd.DataFrame({
-        "gene": fc.index.astype(str),
-        "log2fc": fc.mean(1).to_numpy(),
-        "p_adj_max": p.max(1).to_numpy(),
-        "z": weakest + 0.0,  # + 0.0: no -0.0 in the tables
-        "n_studies": len(studies),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "gene": fc.index.astype(str),
+            "log2fc": fc.mean(1).to_numpy(),
+            "p_adj_max": p.max(1).to_numpy(),
+            "z": weakest + 0.0,  # + 0.0: no -0.0 in the tables
+            "n_studies": len(studies),
+        }
+    )
     table["significant"] = (table["p_adj_max"] < fdr) & same_sign
     table["_abs"] = -table["log2fc"].abs()
     table = table.sort_values(["significant", "p_adj_max", "_abs"], ascending=[False, True, True], kind="stable")
@@ -125,8 +127,9 @@ def study_designs(obs: pd.DataFrame, group_key: str, study_key: str, params: DEP
     return designs, skipped
 
 
-def differential_expression(adata: ad.AnnData, group_key: str, study_key: str, params: DEParams,
-                            path="input") -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:  # fmt: skip
+def differential_expression(
+    adata: ad.AnnData, group_key: str, study_key: str, params: DEParams, path="input"
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Multi-study DE of every cell type against the other types of its studies.
 
     Parameters
@@ -153,10 +156,15 @@ def differential_expression(adata: ad.AnnData, group_key: str, study_key: str, p
         per_study = {}
         for i, (study, mine, others) in enumerate(tests):
             log.info("DE %s in %s: %d vs %d cells (%s)", cell_type, study, len(mine), len(others), params.method)
-            per_study[study] = compare_groups(counts[mine].toarray(), counts[others].toarray(), genes,
-                                              params.method, seed=params.seed + i,
-                                              n_bootstrap=params.n_bootstrap,
-                                              pseudo_replicates=params.pseudo_replicates)  # fmt: skip
+            per_study[study] = compare_groups(
+                counts[mine].toarray(),
+                counts[others].toarray(),
+                genes,
+                params.method,
+                seed=params.seed + i,
+                n_bootstrap=params.n_bootstrap,
+                pseudo_replicates=params.pseudo_replicates,
+            )
             runs.append((cell_type, study, True, ""))
         tables[cell_type] = combine_studies(per_study, params.fdr)
     for cell_type, study, _, reason in runs:

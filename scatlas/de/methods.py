@@ -18,8 +18,15 @@ from scatlas.de.scde import scde_test
 METHODS = ("scde", "wilcoxon", "pydeseq2")
 
 
-def compare_groups(first: np.ndarray, second: np.ndarray, genes: pd.Index, method: str, seed: int,
-                   n_bootstrap: int = 150, pseudo_replicates: int = 3) -> pd.DataFrame:  # fmt: skip
+def compare_groups(
+    first: np.ndarray,
+    second: np.ndarray,
+    genes: pd.Index,
+    method: str,
+    seed: int,
+    n_bootstrap: int = 150,
+    pseudo_replicates: int = 3,
+) -> pd.DataFrame:
     """Test every gene between two groups of cells.
 
     Parameters
@@ -36,8 +43,10 @@ def compare_groups(first: np.ndarray, second: np.ndarray, genes: pd.Index, metho
     """
     if method == "scde":
         result = scde_test(first, second, seed=seed, n_bootstrap=n_bootstrap)
-        frame = pd.DataFrame({"log2fc": result["mle"].to_numpy(), "z": result["z"].to_numpy(),
-                              "p_adj": result["p_adj"].to_numpy()}, index=genes)  # fmt: skip
+        frame = pd.DataFrame(
+            {"log2fc": result["mle"].to_numpy(), "z": result["z"].to_numpy(), "p_adj": result["p_adj"].to_numpy()},
+            index=genes,
+        )
     elif method == "wilcoxon":
         frame = _wilcoxon(first, second, genes)
     elif method == "pydeseq2":
@@ -55,11 +64,16 @@ def _wilcoxon(first, second, genes) -> pd.DataFrame:
     adata.obs["group"] = pd.Categorical(["first"] * len(first) + ["second"] * len(second))
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
-    sc.tl.rank_genes_groups(adata, "group", groups=["first"], reference="second", method="wilcoxon",
-                            tie_correct=True)  # fmt: skip
+    sc.tl.rank_genes_groups(adata, "group", groups=["first"], reference="second", method="wilcoxon", tie_correct=True)
     table = sc.get.rank_genes_groups_df(adata, group="first").set_index("names").reindex(genes)
-    return pd.DataFrame({"log2fc": table["logfoldchanges"].to_numpy(), "z": table["scores"].fillna(0.0).to_numpy(),
-                         "p_adj": table["pvals_adj"].fillna(1.0).to_numpy()}, index=genes)  # fmt: skip
+    return pd.DataFrame(
+        {
+            "log2fc": table["logfoldchanges"].to_numpy(),
+            "z": table["scores"].fillna(0.0).to_numpy(),
+            "p_adj": table["pvals_adj"].fillna(1.0).to_numpy(),
+        },
+        index=genes,
+    )
 
 
 def _pseudobulk_deseq2(first, second, genes, pseudo_replicates, seed) -> pd.DataFrame:
@@ -77,17 +91,29 @@ def _pseudobulk_deseq2(first, second, genes, pseudo_replicates, seed) -> pd.Data
         parts = np.array_split(rng.permutation(len(group)), min(pseudo_replicates, len(group)))
         samples += [group[part].sum(0) for part in parts]
         condition += [name] * len(parts)
-    counts = pd.DataFrame(np.vstack(samples).astype(np.int64), columns=genes,
-                          index=[f"s{i}" for i in range(len(samples))])  # fmt: skip
+    counts = pd.DataFrame(
+        np.vstack(samples).astype(np.int64), columns=genes, index=[f"s{i}" for i in range(len(samples))]
+    )
     detected = counts.columns[counts.sum(0) > 0]
     metadata = pd.DataFrame({"condition": condition}, index=counts.index)
     logging.getLogger("pydeseq2").setLevel(logging.WARNING)
-    dds = DeseqDataSet(counts=counts[detected], metadata=metadata, design="~condition",
-                       size_factors_fit_type="poscounts", quiet=True, n_cpus=1)  # fmt: skip
+    dds = DeseqDataSet(
+        counts=counts[detected],
+        metadata=metadata,
+        design="~condition",
+        size_factors_fit_type="poscounts",
+        quiet=True,
+        n_cpus=1,
+    )
     dds.deseq2()
     stat = DeseqStats(dds, contrast=["condition", "first", "second"], quiet=True, n_cpus=1)
     stat.summary()
     table = stat.results_df.reindex(genes)
-    return pd.DataFrame({"log2fc": table["log2FoldChange"].fillna(0.0).to_numpy(),
-                         "z": table["stat"].fillna(0.0).to_numpy(),
-                         "p_adj": table["padj"].fillna(1.0).to_numpy()}, index=genes)  # fmt: skip
+    return pd.DataFrame(
+        {
+            "log2fc": table["log2FoldChange"].fillna(0.0).to_numpy(),
+            "z": table["stat"].fillna(0.0).to_numpy(),
+            "p_adj": table["padj"].fillna(1.0).to_numpy(),
+        },
+        index=genes,
+    )

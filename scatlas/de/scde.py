@@ -175,8 +175,12 @@ def tmm_factors(counts: np.ndarray, logratio_trim: float = 0.3, sum_trim: float 
             n = ratio.size
             lo_ratio, lo_level = np.floor(n * logratio_trim) + 1, np.floor(n * sum_trim) + 1
             rank_ratio, rank_level = stats.rankdata(ratio), stats.rankdata(level)
-            keep = ((rank_ratio >= lo_ratio) & (rank_ratio <= n + 1 - lo_ratio)
-                    & (rank_level >= lo_level) & (rank_level <= n + 1 - lo_level))  # fmt: skip
+            keep = (
+                (rank_ratio >= lo_ratio)
+                & (rank_ratio <= n + 1 - lo_ratio)
+                & (rank_level >= lo_level)
+                & (rank_level <= n + 1 - lo_level)
+            )
             if keep.any():
                 factors[c] = 2.0 ** (np.sum(ratio[keep] / var[keep]) / np.sum(1 / var[keep]))
     return factors / np.exp(np.mean(np.log(factors)))
@@ -205,8 +209,14 @@ def nearest_cells(counts: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-corr, axis=1, kind="stable")[:, :k]
 
 
-def knn_reference(counts: np.ndarray, library_size: np.ndarray, neighbours: np.ndarray, trim: float = 0.25,
-                  min_count: int = 1, genes_per_chunk: int = 2048) -> np.ndarray:  # fmt: skip
+def knn_reference(
+    counts: np.ndarray,
+    library_size: np.ndarray,
+    neighbours: np.ndarray,
+    trim: float = 0.25,
+    min_count: int = 1,
+    genes_per_chunk: int = 2048,
+) -> np.ndarray:
     """Expected magnitude of every gene in every cell from its neighbours (``knn.error.models``).
 
     The trimmed mean (R's ``mean(x, trim)``) of ``count / library size`` over the neighbours that
@@ -241,9 +251,15 @@ def knn_reference(counts: np.ndarray, library_size: np.ndarray, neighbours: np.n
     return out
 
 
-def fit_error_models(counts: np.ndarray, library_size: np.ndarray | None = None, k: int | None = None,
-                     n_iter: int = 50, min_nonfailed: int = 5, min_count: int = 1,
-                     tol: float = 1e-6) -> ErrorModels:  # fmt: skip
+def fit_error_models(
+    counts: np.ndarray,
+    library_size: np.ndarray | None = None,
+    k: int | None = None,
+    n_iter: int = 50,
+    min_nonfailed: int = 5,
+    min_count: int = 1,
+    tol: float = 1e-6,
+) -> ErrorModels:
     """Fit the per-cell error models of one group of cells by EM (``knn.error.models``).
 
     Parameters
@@ -437,8 +453,9 @@ def _theta_curve_start(counts, log_e, weight):
     """nb2gth's start of the θ curve: 2.5 % quantile of log alpha over the lower half of the log e
     range, 97.5 % quantile over the upper half, the middle of the range, S = -1, R = 0.5."""
     used = weight > 0
-    log_scale = np.log(np.maximum((weight * counts).sum(1), 1e-300)
-                       / np.maximum((weight * np.exp(log_e)).sum(1), 1e-300))  # fmt: skip
+    log_scale = np.log(
+        np.maximum((weight * counts).sum(1), 1e-300) / np.maximum((weight * np.exp(log_e)).sum(1), 1e-300)
+    )
     log_alpha = _point_log_alpha(counts, log_scale[:, None] + log_e)
     lowest = np.where(used, log_e, np.inf).min(1, keepdims=True)
     mid = (lowest + np.where(used, log_e, -np.inf).max(1, keepdims=True)) / 2
@@ -473,8 +490,10 @@ def _fit_theta_curve(counts, log_mu, log_e, weight, start, bins, max_steps: int 
     fit_weight = weight * (log_alpha / 2).exp()
     n_cells = counts.shape[0]
     slot, n_bins = bins
-    total, sum_x, sum_y = (torch.bincount(slot, (fit_weight * v).ravel(), n_cells * n_bins).view(n_cells, -1).numpy()
-                           for v in (torch.ones_like(log_e), log_e, log_alpha))  # fmt: skip
+    total, sum_x, sum_y = (
+        torch.bincount(slot, (fit_weight * v).ravel(), n_cells * n_bins).view(n_cells, -1).numpy()
+        for v in (torch.ones_like(log_e), log_e, log_alpha)
+    )
     scale = np.maximum(total.sum(1, keepdims=True), 1e-300)
     x, y = sum_x / np.maximum(total, 1e-300), sum_y / np.maximum(total, 1e-300)
     return torch.from_numpy(_levenberg_marquardt(start.numpy(), x, y, total / scale, max_steps))
@@ -525,8 +544,9 @@ def _levenberg_marquardt(params, x, y, weight, max_steps: int, tol: float = 1e-8
 # 2. Prior on expression magnitude
 
 
-def expression_prior(models: ErrorModels, counts: np.ndarray, n_points: int = 400, bandwidth: float = 0.1,
-                     max_quantile: float = 0.999) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def expression_prior(
+    models: ErrorModels, counts: np.ndarray, n_points: int = 400, bandwidth: float = 0.1, max_quantile: float = 0.999
+) -> tuple[np.ndarray, np.ndarray]:
     """The prior on expression magnitude (``scde.expression.prior``).
 
     Parameters
@@ -632,8 +652,9 @@ def _likelihood_on_grid(models, c, r, mu, log_m):
     return mixture_logpmf(r, mu, pi, theta)
 
 
-def group_posterior(table: np.ndarray, index: np.ndarray, n_bootstrap: int, rng: np.random.Generator,
-                    genes_per_chunk: int = 64) -> np.ndarray:  # fmt: skip
+def group_posterior(
+    table: np.ndarray, index: np.ndarray, n_bootstrap: int, rng: np.random.Generator, genes_per_chunk: int = 64
+) -> np.ndarray:
     """Joint posterior of each gene's magnitude in a group of cells, with the bootstrap.
 
     For b = 1..B the group's cells are resampled with replacement, their log posteriors summed per
@@ -749,8 +770,9 @@ def corrected_z(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cz, np.minimum(2 * stats.norm.sf(np.abs(cz)), 1.0)
 
 
-def scde_test(first: np.ndarray, second: np.ndarray, seed: int, n_bootstrap: int = 150,
-              n_points: int = 400, k: int | None = None) -> pd.DataFrame:  # fmt: skip
+def scde_test(
+    first: np.ndarray, second: np.ndarray, seed: int, n_bootstrap: int = 150, n_points: int = 400, k: int | None = None
+) -> pd.DataFrame:
     """SCDE test of one group of cells against another.
 
     Parameters
@@ -774,13 +796,18 @@ def scde_test(first: np.ndarray, second: np.ndarray, seed: int, n_bootstrap: int
     # with two groups of equal size every other cell of the group is a neighbour.
     k = k if k is not None else round((len(first) + len(second)) / 2)
     groups = (first, second)
-    models = [fit_error_models(group, size, k=k)
-              for group, size in zip(groups, np.split(library_size, [len(first)]), strict=True)]  # fmt: skip
-    combined = ErrorModels(*(np.concatenate([getattr(m, f) for m in models])
-                             for f in ("concomitant", "log_scale", "theta_curve")))  # fmt: skip
+    models = [
+        fit_error_models(group, size, k=k)
+        for group, size in zip(groups, np.split(library_size, [len(first)]), strict=True)
+    ]
+    combined = ErrorModels(
+        *(np.concatenate([getattr(m, f) for m in models]) for f in ("concomitant", "log_scale", "theta_curve"))
+    )
     grid, prior = expression_prior(combined, np.vstack(groups), n_points=n_points)
-    posteriors = [group_posterior(*cell_log_posteriors(model, group, grid), n_bootstrap, rng)
-                  for model, group in zip(models, groups, strict=True)]  # fmt: skip
+    posteriors = [
+        group_posterior(*cell_log_posteriors(model, group, grid), n_bootstrap, rng)
+        for model, group in zip(models, groups, strict=True)
+    ]
     diff = difference_posterior(posteriors[0], posteriors[1], prior)
     result = summarise_difference(diff, grid[1] - grid[0])
     result["cz"], result["p_adj"] = corrected_z(result["z"].to_numpy())

@@ -8,8 +8,16 @@ import pandas as pd
 from scipy import sparse, special
 
 
-def simulate_de(n_studies: int = 3, n_types: int = 3, cells_per_type: int = 100, n_genes: int = 2000,
-                n_de: int = 100, batch_sd: float = 0.5, nb_size: float = 2.0, seed: int = 0) -> ad.AnnData:  # fmt: skip
+def simulate_de(
+    n_studies: int = 3,
+    n_types: int = 3,
+    cells_per_type: int = 100,
+    n_genes: int = 2000,
+    n_de: int = 100,
+    batch_sd: float = 0.5,
+    nb_size: float = 2.0,
+    seed: int = 0,
+) -> ad.AnnData:
     """Simulate raw counts of several studies × cell types with known DE genes.
 
     Every cell type has its own ``n_de`` genes (half up, half down) whose mean differs from the
@@ -44,6 +52,7 @@ def simulate_de(n_studies: int = 3, n_types: int = 3, cells_per_type: int = 100,
             blocks.append(counts)
             obs += [(f"study_{s}", types[t])] * cells_per_type
     obs = pd.DataFrame(obs, columns=["study", "label"], index=[f"cell_{i}" for i in range(len(obs))])
-    var = pd.DataFrame({f"log2fc_{name}": truth[t] for t, name in enumerate(types)},
-                       index=[f"gene_{g}" for g in range(n_genes)])  # fmt: skip
+    var = pd.DataFrame(
+        {f"log2fc_{name}": truth[t] for t, name in enumerate(types)}, index=[f"gene_{g}" for g in range(n_genes)]
+    )
     return ad.AnnData(sparse.csr_matrix(np.vstack(blocks).astype(np.int64)), obs=obs, var=var)

@@ -285,9 +285,17 @@ def _write_ontology(path: Path) -> None:
 
 def _sample_metadata(study: str, sample: str, cell_type: str | None, number: int) -> dict:
     """Metadata text of one single-cell sample; each study names the cell type in another field."""
-    record = {"study": study, "sample": sample, "organism": "Mus musculus", "title": f"single cell {number}",
-              "source_name": "", "characteristics": "strain: C57BL/6J", "description": "",
-              "library_strategy": "RNA-Seq", "library_source": "TRANSCRIPTOMIC SINGLE CELL"}  # fmt: skip
+    record = {
+        "study": study,
+        "sample": sample,
+        "organism": "Mus musculus",
+        "title": f"single cell {number}",
+        "source_name": "",
+        "characteristics": "strain: C57BL/6J",
+        "description": "",
+        "library_strategy": "RNA-Seq",
+        "library_source": "TRANSCRIPTOMIC SINGLE CELL",
+    }
     if cell_type is None:
         record["description"] = "library failed: no cells captured"
     elif study == "GSE990001":
@@ -309,8 +317,14 @@ def _write_run(outdir, study, sample, run, layout, phred, fragments, rng) -> dic
         path = outdir / "fastq" / f"{run}_{mate}.fastq.gz"
         _write_fastq(path, [_record(f"{run}.{i + 1}", read, rng) for i, read in enumerate(reads)], phred)
         paths.append(str(path))
-    return {"study": study, "sample": sample, "run": run, "layout": layout, "fastq_1": paths[0],
-            "fastq_2": paths[1] if len(paths) > 1 else ""}  # fmt: skip
+    return {
+        "study": study,
+        "sample": sample,
+        "run": run,
+        "layout": layout,
+        "fastq_1": paths[0],
+        "fastq_2": paths[1] if len(paths) > 1 else "",
+    }
 
 
 def _write_table(table: pd.DataFrame, path: Path, index: bool = False) -> None:

@@ -81,8 +81,12 @@ class Params:
                 raise refuse("a finite number")
             return number
         if hint is int:
-            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-                    or value != int(value)):  # fmt: skip
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value != int(value)
+            ):
                 raise refuse("a whole number")
             return int(value)
         if hint is str:
@@ -168,9 +172,15 @@ class ClusteringModel:
 
     def save(self, path: str | os.PathLike) -> None:
         """State dicts, centres, parameters, seed and the modelled genes in one torch file."""
-        state = {"n_clusters": self.n_clusters, "params": dataclasses.asdict(self.params), "seed": self.seed,
-                 "gene_names": [str(g) for g in self.gene_names], "genes": torch.from_numpy(self.genes_),
-                 "n_input_genes": self.n_input_genes_, "centres": self.centres.cpu()}  # fmt: skip
+        state = {
+            "n_clusters": self.n_clusters,
+            "params": dataclasses.asdict(self.params),
+            "seed": self.seed,
+            "gene_names": [str(g) for g in self.gene_names],
+            "genes": torch.from_numpy(self.genes_),
+            "n_input_genes": self.n_input_genes_,
+            "centres": self.centres.cpu(),
+        }
         torch.save(state | {name: getattr(self, name).state_dict() for name in self.networks}, path)
 
     @classmethod

@@ -269,8 +269,11 @@ class ScdmacParams(Params):
             raise ValueError(f"scDMAC ensemble must be at least 1, not {self.ensemble}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"scDMAC ema_decay must be in [0, 1), not {self.ema_decay}")
-        for name, allowed in (("shuffle", ("cells", "genes")), ("mask_target", ("auto", "swapped", "changed")),
-                              ("centre_selection", ("silhouette", "inertia"))):  # fmt: skip
+        for name, allowed in (
+            ("shuffle", ("cells", "genes")),
+            ("mask_target", ("auto", "swapped", "changed")),
+            ("centre_selection", ("silhouette", "inertia")),
+        ):
             self._check_choice(name, allowed)
 
 
@@ -332,8 +335,12 @@ class Scdmac(ClusteringModel):
         # pbmc4k 0.69 → 0.71, but mouse_bladder 0.59 → 0.51 and human_kidney 0.71 → 0.68 (seeds 0–2; baron_mouse 0–4)
         device = self.device
         scale = (torch.from_numpy(mean).to(device), torch.from_numpy(sd).to(device))
-        return (torch.from_numpy((logged - mean) / sd).to(device), torch.from_numpy(counts).to(device),
-                torch.from_numpy((totals / TARGET_SUM).astype(np.float32)).to(device), scale)  # fmt: skip
+        return (
+            torch.from_numpy((logged - mean) / sd).to(device),
+            torch.from_numpy(counts).to(device),
+            torch.from_numpy((totals / TARGET_SUM).astype(np.float32)).to(device),
+            scale,
+        )
 
     @torch.no_grad()
     def _denoised(self, x: torch.Tensor, size_factors: torch.Tensor, scale) -> torch.Tensor:
@@ -348,8 +355,9 @@ class Scdmac(ClusteringModel):
         self.mae.eval()
         return self._in_chunks(self.mae.encoder, x)
 
-    def _perturb(self, x: torch.Tensor, neighbours: torch.Tensor | None, batch: torch.Tensor,
-                 generator: torch.Generator):  # fmt: skip
+    def _perturb(
+        self, x: torch.Tensor, neighbours: torch.Tensor | None, batch: torch.Tensor, generator: torch.Generator
+    ):
         """Augment, then shuffle each gene across the batch's cells and mask: returns (X_M, M)."""
         p = self.params
         n, g = x.shape
@@ -385,8 +393,9 @@ class Scdmac(ClusteringModel):
         p = self.params
         x_masked, mask = self._perturb(target, neighbours, batch, generator)
         with self._autocast():
-            return self.mae.loss(x_masked, target, mask, p.masked_weight if p.weighted_reconstruction else None,
-                                 p.mask_loss_weight)  # fmt: skip
+            return self.mae.loss(
+                x_masked, target, mask, p.masked_weight if p.weighted_reconstruction else None, p.mask_loss_weight
+            )
 
     # -------------------------------------------------------------------- fit
     def fit(self, counts: sp.spmatrix, gene_names=None) -> Scdmac:
@@ -422,8 +431,14 @@ class Scdmac(ClusteringModel):
             self.embedding_ = self._embed(self._x_mae).cpu().numpy()
             self.labels_ = self._assign(torch.from_numpy(self.embedding_).to(self.device)).cpu().numpy()
         self.fit_seconds_ = time.perf_counter() - started
-        log.info("scDMAC fit: %d cells × %d genes, k = %d, %.1f s on %s", n_cells, n_genes, self.n_clusters_,
-                 self.fit_seconds_, self.device)  # fmt: skip
+        log.info(
+            "scDMAC fit: %d cells × %d genes, k = %d, %.1f s on %s",
+            n_cells,
+            n_genes,
+            self.n_clusters_,
+            self.fit_seconds_,
+            self.device,
+        )
         del self._x_mae, self._zero_level, self._swap_visible
         return self
 
@@ -435,8 +450,13 @@ class Scdmac(ClusteringModel):
         differ = differ_probability(x)
         self.mask_probability_ = mask_probability(differ, p.mask_ratio, p.max_mask_probability)
         self._swap_visible = torch.from_numpy(differ > 0.5).to(self.device)
-        log.info("mask probability %.3f for a changed share of %.2f; swaps visible on %d of %d genes",
-                 self.mask_probability_, p.mask_ratio, int(self._swap_visible.sum()), len(differ))  # fmt: skip
+        log.info(
+            "mask probability %.3f for a changed share of %.2f; swaps visible on %d of %d genes",
+            self.mask_probability_,
+            p.mask_ratio,
+            int(self._swap_visible.sum()),
+            len(differ),
+        )
 
     def _neighbours(self, x: torch.Tensor) -> torch.Tensor:
         k = min(self.params.n_neighbours, x.shape[0] - 1)
@@ -501,8 +521,9 @@ class Scdmac(ClusteringModel):
             # Eq. 17 centres and the DEC target from all cells, fixed for the epoch
             z = self._embed(self._x_mae)
             if epoch > 0:
-                self.centres = weighted_centres(z, inflate(torch.softmax(-squared_distances(z, self.centres), 1),
-                                                           p.inflation))  # fmt: skip
+                self.centres = weighted_centres(
+                    z, inflate(torch.softmax(-squared_distances(z, self.centres), 1), p.inflation)
+                )
             target = dec_target(student_t_assignment(z, self.centres, p.student_t_dof))
             self.mae.train()
             sums = dict.fromkeys(("zinb", "mae", "wkm", "kl"), 0.0)
@@ -516,8 +537,9 @@ class Scdmac(ClusteringModel):
                 with self._autocast():
                     z_batch = self.mae.encoder(self._x_mae[batch]).float()
                 losses["wkm"] = soft_kmeans_loss(z_batch, self.centres, p.inflation)
-                losses["kl"] = kl_divergence(target[batch], student_t_assignment(z_batch, self.centres,
-                                                                                 p.student_t_dof))  # fmt: skip
+                losses["kl"] = kl_divergence(
+                    target[batch], student_t_assignment(z_batch, self.centres, p.student_t_dof)
+                )
                 weights = {"zinb": p.alpha, "mae": p.beta, "wkm": p.phi, "kl": p.theta}
                 loss = sum(weights[name] * value for name, value in losses.items())
                 optimizer.zero_grad()
@@ -569,8 +591,14 @@ def member_seeds(seed: int, members: int) -> list[int]:
     return [seed, *(int(value) for value in np.random.SeedSequence(seed).generate_state(members - 1))]
 
 
-def fit_ensemble(counts: sp.spmatrix, n_clusters: int | None, params: ScdmacParams | None = None, seed: int = 0,
-                 device: str = "auto", gene_names=None) -> tuple[np.ndarray, np.ndarray, list[Scdmac]]:  # fmt: skip
+def fit_ensemble(
+    counts: sp.spmatrix,
+    n_clusters: int | None,
+    params: ScdmacParams | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    gene_names=None,
+) -> tuple[np.ndarray, np.ndarray, list[Scdmac]]:
     """scDMAC as ``scatlas cluster`` runs it: ``params.ensemble`` fits seeded by :func:`member_seeds` →
     (labels, embedding, fitted members).
 

@@ -134,8 +134,14 @@ class Scsmd(ClusteringModel):
             self.embedding_ = u.cpu().numpy()
             self.labels_ = self._assign(u).cpu().numpy()
         self.fit_seconds_ = time.perf_counter() - started
-        log.info("scSMD fit: %d cells × %d genes, k = %d, %.1f s on %s", counts.shape[0], len(self.genes_), k,
-                 self.fit_seconds_, self.device)  # fmt: skip
+        log.info(
+            "scSMD fit: %d cells × %d genes, k = %d, %.1f s on %s",
+            counts.shape[0],
+            len(self.genes_),
+            k,
+            self.fit_seconds_,
+            self.device,
+        )
         return self
 
     def _pretrain(self, x, generator):
@@ -163,8 +169,11 @@ class Scsmd(ClusteringModel):
         reconstruction_error = (reconstruction.float() - x).square().sum(dim=1)
         nb = nb_nll(torch.round(x), mean.float(), dispersion.float()).sum(dim=1)
         centre_distance = squared_distances(u.float(), self.centres)
-        return {"rec": weights.T @ reconstruction_error, "centre": (weights * centre_distance).sum(dim=0),
-                "nb": weights.T @ nb}  # fmt: skip
+        return {
+            "rec": weights.T @ reconstruction_error,
+            "centre": (weights * centre_distance).sum(dim=0),
+            "nb": weights.T @ nb,
+        }
 
     def _fit_fuzzy(self, x, generator):
         p = self.params
@@ -189,8 +198,9 @@ class Scsmd(ClusteringModel):
                     for name, value in losses.items():
                         sums[name] += value.sum().item()
             if not np.isfinite(list(sums.values())).all():
-                raise FloatingPointError(f"scSMD Module 1 diverged in epoch {epoch + 1} (losses {sums}); "
-                                         "lower cluster_learning_rate")  # fmt: skip
+                raise FloatingPointError(
+                    f"scSMD Module 1 diverged in epoch {epoch + 1} (losses {sums}); lower cluster_learning_rate"
+                )
             means = {name: value / x.shape[0] for name, value in sums.items()}
             self._progress("fuzzy", epoch, p.cluster_epochs, **means)
 

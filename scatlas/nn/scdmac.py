@@ -38,8 +38,14 @@ class ZINBAutoencoder(nn.Module):
     Returns ``(mean_normalized, mu, theta, pi)``.
     """
 
-    def __init__(self, n_genes: int, hidden: Sequence[int] = (256, 64), latent: int = 32, input_noise: float = 1.0,
-                 ridge: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        n_genes: int,
+        hidden: Sequence[int] = (256, 64),
+        latent: int = 32,
+        input_noise: float = 1.0,
+        ridge: float = 0.0,
+    ):
         super().__init__()
         self.encoder = nn.Sequential(_mlp([n_genes, *hidden], nn.ReLU, norm=False), nn.Linear(hidden[-1], latent))
         self.decoder = _mlp([latent, *reversed(hidden)], nn.ReLU, norm=False)
@@ -67,8 +73,7 @@ class MaskingAutoencoder(nn.Module):
     the decoder then sees Z alone and the loss is the reconstruction term alone.
     """
 
-    def __init__(self, n_genes: int, hidden: Sequence[int] = (256, 128), latent: int = 32,
-                 mask_predictor: bool = True):  # fmt: skip
+    def __init__(self, n_genes: int, hidden: Sequence[int] = (256, 128), latent: int = 32, mask_predictor: bool = True):
         super().__init__()
         self.encoder = nn.Sequential(_mlp([n_genes, *hidden], nn.Mish, norm=True), nn.Linear(hidden[-1], latent))
         self.mask_head = nn.Linear(latent, n_genes) if mask_predictor else None
@@ -98,8 +103,14 @@ class MaskingAutoencoder(nn.Module):
         folded = self.decoder.weight @ torch.cat([identity, head], dim=0)  # genes × (latent + 1)
         return torch.addmm(self.decoder.bias + folded[:, latent], z, folded[:, :latent].T)
 
-    def loss(self, x_masked: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, masked_weight: float | None,
-             mask_loss_weight: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def loss(
+        self,
+        x_masked: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        masked_weight: float | None,
+        mask_loss_weight: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """L_mae = (1 − γ_m) · L_rec + γ_m · L_mask, and the embedding of ``x_masked``.
 
         ``target`` = the unperturbed input, ``mask`` (0/1) = entries replaced by shuffled values.

@@ -21,8 +21,9 @@ N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 
 def _conv_bn(n_in: int, n_out: int, kernel: int, dilation: int = 1) -> nn.Sequential:
     """Convolution with 'same' padding (stride 1) and batch normalisation."""
-    return nn.Sequential(nn.Conv2d(n_in, n_out, kernel, padding=dilation * (kernel // 2), dilation=dilation),
-                         nn.BatchNorm2d(n_out))  # fmt: skip
+    return nn.Sequential(
+        nn.Conv2d(n_in, n_out, kernel, padding=dilation * (kernel // 2), dilation=dilation), nn.BatchNorm2d(n_out)
+    )
 
 
 class MultiDilatedGate(nn.Module):
@@ -65,8 +66,14 @@ class GatedBottleneck(nn.Module):
 
     def __init__(self, channels: int, width: int = 64, dilations: Sequence[int] = (4, 6, 8, 10)):
         super().__init__()
-        self.body = nn.Sequential(_conv_bn(channels, width, 1), nn.ReLU(), MultiDilatedGate(width, dilations),
-                                  nn.BatchNorm2d(width), nn.ReLU(), _conv_bn(width, channels, 1))  # fmt: skip
+        self.body = nn.Sequential(
+            _conv_bn(channels, width, 1),
+            nn.ReLU(),
+            MultiDilatedGate(width, dilations),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            _conv_bn(width, channels, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.body(x))
@@ -87,17 +94,31 @@ class ConvNBAutoencoder(nn.Module):
     def __init__(self, latent: int = 10, dilations: Sequence[int] = (4, 6, 8, 10)):
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 5, stride=2, padding=2), SqueezeAttention(32), nn.BatchNorm2d(32), nn.ReLU(),
-            GatedBottleneck(32, dilations=dilations), nn.Conv2d(32, 64, 5, stride=2, padding=2), nn.ReLU(),
-            GatedBottleneck(64, dilations=dilations), nn.Conv2d(64, 128, 3, stride=2), nn.ReLU(),
-            GatedBottleneck(128, dilations=dilations), nn.Flatten(), nn.Linear(128 * 3 * 3, latent),
-        )  # fmt: skip
+            nn.Conv2d(1, 32, 5, stride=2, padding=2),
+            SqueezeAttention(32),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            GatedBottleneck(32, dilations=dilations),
+            nn.Conv2d(32, 64, 5, stride=2, padding=2),
+            nn.ReLU(),
+            GatedBottleneck(64, dilations=dilations),
+            nn.Conv2d(64, 128, 3, stride=2),
+            nn.ReLU(),
+            GatedBottleneck(128, dilations=dilations),
+            nn.Flatten(),
+            nn.Linear(128 * 3 * 3, latent),
+        )
         self.decoder = nn.Sequential(
-            nn.Linear(latent, 128 * 3 * 3), nn.ReLU(), nn.Unflatten(1, (128, 3, 3)),
-            nn.ConvTranspose2d(128, 64, 3, stride=2), nn.ReLU(),  # 7 × 7
-            nn.ConvTranspose2d(64, 32, 5, stride=2, padding=1), nn.ReLU(),  # 15 × 15
-            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=2), nn.Flatten(),  # 28 × 28
-        )  # fmt: skip
+            nn.Linear(latent, 128 * 3 * 3),
+            nn.ReLU(),
+            nn.Unflatten(1, (128, 3, 3)),
+            nn.ConvTranspose2d(128, 64, 3, stride=2),
+            nn.ReLU(),  # 7 × 7
+            nn.ConvTranspose2d(64, 32, 5, stride=2, padding=1),
+            nn.ReLU(),  # 15 × 15
+            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=2),
+            nn.Flatten(),  # 28 × 28
+        )
         self.mean = nn.Linear(N_PIXELS, N_PIXELS)
         self.dispersion = nn.Linear(N_PIXELS, N_PIXELS)
         for module in self.modules():  # the reference's initialisation
@@ -111,8 +132,12 @@ class ConvNBAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor):
         u = self.encode(x)
         reconstruction = self.decoder(u)
-        return u, reconstruction, mean_activation(self.mean(reconstruction)), dispersion_activation(
-            self.dispersion(reconstruction))  # fmt: skip
+        return (
+            u,
+            reconstruction,
+            mean_activation(self.mean(reconstruction)),
+            dispersion_activation(self.dispersion(reconstruction)),
+        )
 
 
 class CellNet(nn.Module):
@@ -120,9 +145,16 @@ class CellNet(nn.Module):
 
     def __init__(self, latent: int, n_clusters: int, hidden: int = 128):
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(latent, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                    nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                    nn.Linear(hidden, n_clusters), nn.Softmax(dim=1))  # fmt: skip
+        self.layers = nn.Sequential(
+            nn.Linear(latent, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_clusters),
+            nn.Softmax(dim=1),
+        )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return self.layers(u)

@@ -28,12 +28,15 @@ def label_samples(samples: pd.DataFrame, matcher: Matcher, fields: Iterable[str]
     rows = []
     for record in samples.to_dict("records"):
         matches = sorted(matcher.match(sample_fields(record, fields)), key=lambda m: m.term_id)
-        rows.append({
-            "study": record["study"], "sample": record["sample"],
-            "cell_ontology_id": "|".join(m.term_id for m in matches),
-            "cell_ontology_name": "|".join(m.term_name for m in matches) or UNLABELLED,
-            "label_source": "; ".join(f'{m.field}: "{m.text}" = {m.synonym} ({m.scope})' for m in matches),
-        })  # fmt: skip
+        rows.append(
+            {
+                "study": record["study"],
+                "sample": record["sample"],
+                "cell_ontology_id": "|".join(m.term_id for m in matches),
+                "cell_ontology_name": "|".join(m.term_name for m in matches) or UNLABELLED,
+                "label_source": "; ".join(f'{m.field}: "{m.text}" = {m.synonym} ({m.scope})' for m in matches),
+            }
+        )
     return pd.DataFrame(rows, columns=LABEL_COLUMNS)
 
 

@@ -16,11 +16,21 @@ from scatlas.io import InputError
 
 PART_OF = "part_of"
 # part_of is written as a name or, in CL's base and slim releases, as the BFO CURIE / IRI
-RELATIONS = {"is_a": "is_a", "subClassOf": "is_a", "part_of": PART_OF, "BFO:0000050": PART_OF,
-             "BFO_0000050": PART_OF, "http://purl.obolibrary.org/obo/BFO_0000050": PART_OF}  # fmt: skip
+RELATIONS = {
+    "is_a": "is_a",
+    "subClassOf": "is_a",
+    "part_of": PART_OF,
+    "BFO:0000050": PART_OF,
+    "BFO_0000050": PART_OF,
+    "http://purl.obolibrary.org/obo/BFO_0000050": PART_OF,
+}
 SYNONYM = re.compile(r'^"(?P<text>(?:[^"\\]|\\.)*)"\s+(?P<scope>EXACT|RELATED|BROAD|NARROW)\b')
-OBOGRAPH_SCOPES = {"hasExactSynonym": "EXACT", "hasRelatedSynonym": "RELATED",
-                   "hasBroadSynonym": "BROAD", "hasNarrowSynonym": "NARROW"}  # fmt: skip
+OBOGRAPH_SCOPES = {
+    "hasExactSynonym": "EXACT",
+    "hasRelatedSynonym": "RELATED",
+    "hasBroadSynonym": "BROAD",
+    "hasNarrowSynonym": "NARROW",
+}
 REPLACED_BY_IRI = "http://purl.obolibrary.org/obo/IAO_0100001"
 
 

@@ -73,8 +73,13 @@ class Matcher:
         Term ids never assigned (too general to be a cell type); descendants are still assigned.
     """
 
-    def __init__(self, ontology: Ontology, scopes: Iterable[str] = DEFAULT_SCOPES, prefixes: Iterable[str] = ("CL:",),
-                 exclude: Iterable[str] = UNINFORMATIVE_TERMS):  # fmt: skip
+    def __init__(
+        self,
+        ontology: Ontology,
+        scopes: Iterable[str] = DEFAULT_SCOPES,
+        prefixes: Iterable[str] = ("CL:",),
+        exclude: Iterable[str] = UNINFORMATIVE_TERMS,
+    ):
         self.ontology = ontology
         scopes, prefixes = {s.upper() for s in scopes}, tuple(prefixes)
         excluded = {ontology.resolve(t) or t for t in exclude}
@@ -107,9 +112,8 @@ class Matcher:
                 found += [Match(t, self.ontology.name(t), field, s, sc, written, start, end) for t, s, sc in hits]
         matched = {(m.start, m.end) for m in found}
         return [
-            m for m in found
-            if not any(s <= m.start and m.end <= e and (s, e) != (m.start, m.end) for s, e in matched)
-        ]  # fmt: skip
+            m for m in found if not any(s <= m.start and m.end <= e and (s, e) != (m.start, m.end) for s, e in matched)
+        ]
 
     def match(self, fields: Mapping[str, str]) -> list[Match]:
         """The most specific terms found in a sample's texts (``{field: text}``), one Match per term.

@@ -64,8 +64,13 @@ def qc_filter(
     return adata, pd.DataFrame(removed, columns=QC_COLUMNS)
 
 
-def normalize(adata: ad.AnnData, target_sum: float = 1e4, n_top_genes: int = 2000, hvg_flavor: str = "seurat",
-              batch_key: str | None = None) -> ad.AnnData:  # fmt: skip
+def normalize(
+    adata: ad.AnnData,
+    target_sum: float = 1e4,
+    n_top_genes: int = 2000,
+    hvg_flavor: str = "seurat",
+    batch_key: str | None = None,
+) -> ad.AnnData:
     """Raw counts in ``X`` → layer ``counts`` (int), ``X`` = log1p(counts / size_factor).
 
     ``obs['size_factor']`` = total counts / ``target_sum``, so that counts / size_factor sums to
@@ -115,8 +120,13 @@ def preprocess_atlas(
         adata.var["highly_variable"] = False
     else:
         adata = normalize(adata, target_sum, n_top_genes, hvg_flavor, batch_key)
-    log.info("QC kept %d cells x %d genes; removed %d cells, %d genes", adata.n_obs, adata.n_vars,
-             (removed["kind"] == "cell").sum(), (removed["kind"] == "gene").sum())  # fmt: skip
+    log.info(
+        "QC kept %d cells x %d genes; removed %d cells, %d genes",
+        adata.n_obs,
+        adata.n_vars,
+        (removed["kind"] == "cell").sum(),
+        (removed["kind"] == "gene").sum(),
+    )
     with atomic_output(output) as tmp:
         adata.write_h5ad(tmp, compression="gzip")
     return adata

@@ -23,10 +23,15 @@ def alignment_exclusions(alignment: pd.DataFrame, min_alignment_rate: float) -> 
         f"alignment rate {rate:.1%} below min_alignment_rate {min_alignment_rate:.0%}" for rate in low["alignment_rate"]
     ]
     return pd.DataFrame(
-        {"study": low["study"], "run": low.index, "reason": reasons,
-         "alignment_rate": low["alignment_rate"], "n_reads": low["n_reads"]},
+        {
+            "study": low["study"],
+            "run": low.index,
+            "reason": reasons,
+            "alignment_rate": low["alignment_rate"],
+            "n_reads": low["n_reads"],
+        },
         columns=EXCLUDED_COLUMNS,
-    )  # fmt: skip
+    )
 
 
 def _read_json(path: str | os.PathLike) -> dict:
@@ -84,9 +89,11 @@ def assemble_study(
     var = genes.copy()
     var.index = var.index.astype(str)
     adata = ad.AnnData(
-        X=count_matrix.astype(np.float32), obs=obs, var=var,
+        X=count_matrix.astype(np.float32),
+        obs=obs,
+        var=var,
         layers={"counts": count_matrix, "rpkm": rpkm_matrix},
-    )  # fmt: skip
+    )
     adata.uns["min_alignment_rate"] = min_alignment_rate
     with atomic_output(output) as tmp:
         adata.write_h5ad(tmp, compression="gzip")

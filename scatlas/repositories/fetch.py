@@ -61,8 +61,19 @@ def fasterq_dump(accession: str, mate: int, output: str | os.PathLike, paired: b
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{accession}.", dir=output.parent) as scratch:
         # fasterq-dump rejects "--"; the accession was checked against its pattern, so it cannot be an option
-        run(["fasterq-dump", "--split-files", "--threads", str(threads), "--outdir", scratch, "--temp", scratch,
-             accession])  # fmt: skip
+        run(
+            [
+                "fasterq-dump",
+                "--split-files",
+                "--threads",
+                str(threads),
+                "--outdir",
+                scratch,
+                "--temp",
+                scratch,
+                accession,
+            ]
+        )
         candidates = [f"{accession}_{mate}.fastq"] + ([] if paired else [f"{accession}.fastq"])
         dumped = next((Path(scratch) / name for name in candidates if (Path(scratch) / name).exists()), None)
         if dumped is None:

@@ -23,8 +23,15 @@ from scatlas.repositories.http import MalformedResponse, Remote, parse_json_obje
 log = logging.getLogger(__name__)
 
 # the free-text metadata of a sample, as every parser and the samples manifest name it
-METADATA_FIELDS = ["organism", "title", "source_name", "characteristics", "description", "library_strategy",
-                   "library_source"]  # fmt: skip
+METADATA_FIELDS = [
+    "organism",
+    "title",
+    "source_name",
+    "characteristics",
+    "description",
+    "library_strategy",
+    "library_source",
+]
 SAMPLE_FIELDS = ["accession", *METADATA_FIELDS, "sra"]
 MINIML_NS = "{http://www.ncbi.nlm.nih.gov/geo/info/MINiML}"
 SRA_ID = re.compile(r"\b([SED]R[PXSR]\d{4,12})\b")

@@ -112,13 +112,15 @@ def test_preprocessing_of_real_counts(tmp_path):
 def test_mitochondrial_fraction_filter():
     # three cells x four genes, two mitochondrial: fractions 0.05, 0.5, 0.1
     counts = sp.csr_matrix(np.array([[1, 0, 10, 9], [5, 5, 5, 5], [1, 1, 9, 9]]))
-    adata = ad.AnnData(X=counts, var=pd.DataFrame({"gene_name": ["mt-Co1", "MT-ND1", "Actb", "Gapdh"]},
-                                                  index=["g1", "g2", "g3", "g4"]))  # fmt: skip
+    adata = ad.AnnData(
+        X=counts, var=pd.DataFrame({"gene_name": ["mt-Co1", "MT-ND1", "Actb", "Gapdh"]}, index=["g1", "g2", "g3", "g4"])
+    )
     adata.obs_names = ["a", "b", "c"]
     kept, removed = qc_filter(adata, min_genes=1, max_genes=10, max_mito_fraction=0.10, min_cells=1)
     assert list(kept.obs_names) == ["a", "c"]  # 10 % is kept: the threshold is "at most"
-    assert removed.to_dict("records") == [{"kind": "cell", "id": "b", "study": "",
-                                           "reason": "mitochondrial fraction 50.0% > 10%"}]  # fmt: skip
+    assert removed.to_dict("records") == [
+        {"kind": "cell", "id": "b", "study": "", "reason": "mitochondrial fraction 50.0% > 10%"}
+    ]
 
 
 def test_qc_removing_every_cell_writes_an_empty_atlas_and_says_why(deng, tmp_path):

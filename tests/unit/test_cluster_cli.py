@@ -27,8 +27,10 @@ def deng() -> ad.AnnData:
 
 def test_pca_kmeans_writes_every_cell_and_scores_real_stages(deng, tmp_path, capsys):
     out = tmp_path / "deng.tsv"
-    assert main(["cluster", "--method", "pca-kmeans", "--input", str(DENG), "--n-clusters", "5",
-                 "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["cluster", "--method", "pca-kmeans", "--input", str(DENG), "--n-clusters", "5", "--output", str(out)])
+        == 0
+    )
     table = pd.read_csv(out, sep="\t")
     assert table["cell"].tolist() == deng.obs_names.tolist()
     assert np.load(tmp_path / "deng.embedding.npy").shape[0] == deng.n_obs
@@ -85,8 +87,19 @@ def write(tmp_path, x, name="bad.h5ad"):
 
 
 def run_cluster(path, k, tmp_path, method="pca-kmeans"):
-    return main(["cluster", "--method", method, "--input", str(path), "--n-clusters", str(k),
-                 "--output", str(tmp_path / "out.tsv")])  # fmt: skip
+    return main(
+        [
+            "cluster",
+            "--method",
+            method,
+            "--input",
+            str(path),
+            "--n-clusters",
+            str(k),
+            "--output",
+            str(tmp_path / "out.tsv"),
+        ]
+    )
 
 
 def test_normalized_input_is_refused_naming_the_file(deng, tmp_path, capsys):
@@ -102,8 +115,11 @@ def test_normalized_input_is_refused_naming_the_file(deng, tmp_path, capsys):
 def test_an_atlas_style_h5ad_clusters_on_its_counts_layer(deng, tmp_path, capsys):
     # as atlas/preprocessed.h5ad: X = log1p(CP10k), the raw counts in layer "counts"
     x = deng.X.toarray()
-    atlas_style = ad.AnnData(sp.csr_matrix(np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4).astype(np.float32)),
-                             obs=deng.obs[[]], layers={"counts": sp.csr_matrix(x)})  # fmt: skip
+    atlas_style = ad.AnnData(
+        sp.csr_matrix(np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4).astype(np.float32)),
+        obs=deng.obs[[]],
+        layers={"counts": sp.csr_matrix(x)},
+    )
     atlas_style.write_h5ad(tmp_path / "atlas.h5ad")
     assert run_cluster(tmp_path / "atlas.h5ad", 5, tmp_path) == 0
     from_layer = pd.read_csv(tmp_path / "out.tsv", sep="\t")
@@ -156,8 +172,26 @@ def test_scsmd_writes_every_cell_and_its_latent_space(deng, tmp_path, capsys):
     config = tmp_path / "params.yaml"
     config.write_text("pretrain_epochs: 2\ncluster_epochs: 1\ncellnet_epochs: 2\nfinetune_epochs: 2\nmin_steps: 1\n")
     out = tmp_path / "deng.tsv"
-    assert main(["cluster", "--method", "scsmd", "--input", str(DENG), "--n-clusters", "5", "--device", "cpu",
-                 "--config", str(config), "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "cluster",
+                "--method",
+                "scsmd",
+                "--input",
+                str(DENG),
+                "--n-clusters",
+                "5",
+                "--device",
+                "cpu",
+                "--config",
+                str(config),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out, sep="\t")
     assert table["cell"].tolist() == deng.obs_names.tolist()
     assert table["cluster"].between(0, 4).all()
@@ -167,8 +201,24 @@ def test_scsmd_writes_every_cell_and_its_latent_space(deng, tmp_path, capsys):
 def test_unknown_parameter_names_the_config(tmp_path, capsys):
     config = tmp_path / "params.yaml"
     config.write_text("mask_ration: 0.3\n")
-    assert main(["cluster", "--method", "scdmac", "--input", str(DENG), "--n-clusters", "5", "--config", str(config),
-                 "--output", str(tmp_path / "out.tsv")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "cluster",
+                "--method",
+                "scdmac",
+                "--input",
+                str(DENG),
+                "--n-clusters",
+                "5",
+                "--config",
+                str(config),
+                "--output",
+                str(tmp_path / "out.tsv"),
+            ]
+        )
+        == 2
+    )
     assert f"{config}: " in capsys.readouterr().err
 
 
@@ -176,8 +226,24 @@ def test_a_wrongly_typed_parameter_is_refused_before_any_fit(tmp_path, capsys):
     config = tmp_path / "params.yaml"
     config.write_text("mae_epochs: many\n")
     out = tmp_path / "out.tsv"
-    assert main(["cluster", "--method", "scdmac", "--input", str(DENG), "--n-clusters", "5", "--config", str(config),
-                 "--output", str(out)]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "cluster",
+                "--method",
+                "scdmac",
+                "--input",
+                str(DENG),
+                "--n-clusters",
+                "5",
+                "--config",
+                str(config),
+                "--output",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert f"{config}: scDMAC mae_epochs must be a whole number, not 'many'" in capsys.readouterr().err
     assert not out.exists()
 
@@ -187,8 +253,9 @@ def test_leiden_clusters_a_set_of_more_than_8192_cells(tmp_path, capsys):
     # returned a sparse array its own code then failed on
     path = SHARED / "data" / "benchmarks" / "cite_cbmc_top2000.h5ad"
     out = tmp_path / "cbmc.tsv"
-    assert main(["cluster", "--method", "leiden", "--input", str(path), "--n-clusters", "15",
-                 "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["cluster", "--method", "leiden", "--input", str(path), "--n-clusters", "15", "--output", str(out)]) == 0
+    )
     capsys.readouterr()
     assert main(["score", "--labels", str(out), "--truth", str(path)]) == 0
     scores = json.loads(capsys.readouterr().out)
@@ -201,9 +268,11 @@ def test_a_thread_limit_holds_through_scanpy_steps(first, tmp_path):
     # numba's "omp" layer used to set torch's OpenMP pool to numba's thread count (every CPU) at scanpy's
     # first parallel function (highly variable genes), over OMP_NUM_THREADS: a fit then ran more threads
     # than the job had
-    code = (f"{first}from scatlas.cli import main; import torch; "
-            f"main(['cluster', '--method', 'pca-kmeans', '--input', {str(DENG)!r}, '--n-clusters', '5', "
-            f"'--output', {str(tmp_path / 'out.tsv')!r}]); print(torch.get_num_threads())")  # fmt: skip
+    code = (
+        f"{first}from scatlas.cli import main; import torch; "
+        f"main(['cluster', '--method', 'pca-kmeans', '--input', {str(DENG)!r}, '--n-clusters', '5', "
+        f"'--output', {str(tmp_path / 'out.tsv')!r}]); print(torch.get_num_threads())"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env |= {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

@@ -68,6 +68,7 @@ def test_student_t_and_soft_kmeans_by_hand():
     # softmax(-1, -4) = (e^-1, e^-4) / sum; without inflation the loss is Σ w d
     w = np.exp([-1.0, -4.0]) / np.exp([-1.0, -4.0]).sum()
     assert soft_kmeans_loss(z, centres, inflation=1.0).item() == pytest.approx(w[0] * 1 + w[1] * 4)
-    np.testing.assert_allclose(weighted_centres(t(0, 0, 2, 2).reshape(2, 2), t(1, 0, 1, 1).reshape(2, 2)).numpy(),
-                               [[1.0, 1.0], [2.0, 2.0]])  # fmt: skip
+    np.testing.assert_allclose(
+        weighted_centres(t(0, 0, 2, 2).reshape(2, 2), t(1, 0, 1, 1).reshape(2, 2)).numpy(), [[1.0, 1.0], [2.0, 2.0]]
+    )
     assert kl_divergence(t(0.5, 0.5).reshape(1, 2), t(0.5, 0.5).reshape(1, 2)).item() == pytest.approx(0.0)

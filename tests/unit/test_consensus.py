@@ -37,8 +37,16 @@ def test_a_split_made_by_one_partition_of_three_does_not_win():
     # deng_subset_133, scDMAC seed 0: two members agree on a 101-cell cluster (and disagree on which cells
     # are singletons); the third splits it 44 / 57. The co-association linkage keeps the split and absorbs
     # the singletons; the members' own vote prefers the partition the majority shares.
-    combos = [((0, 0, 1), 22), ((1, 1, 0), 42), ((1, 1, 3), 1), ((1, 2, 0), 57), ((1, 4, 0), 1), ((2, 3, 4), 8),
-              ((3, 1, 2), 1), ((4, 1, 0), 1)]  # fmt: skip
+    combos = [
+        ((0, 0, 1), 22),
+        ((1, 1, 0), 42),
+        ((1, 1, 3), 1),
+        ((1, 2, 0), 57),
+        ((1, 4, 0), 1),
+        ((2, 3, 4), 8),
+        ((3, 1, 2), 1),
+        ((4, 1, 0), 1),
+    ]
     labels = np.repeat([c for c, _ in combos], [n for _, n in combos], axis=0)
     members = [labels[:, j] for j in range(3)]
     co_association = consensus_partition(members, 5)

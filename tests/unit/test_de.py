@@ -41,8 +41,11 @@ def test_magnitude_zero_takes_the_drop_out_probability_in_the_limit():
     # magnitude 0 the read is a drop-out, P = Poisson(1; 0.1), far likelier than the NB at the next
     # grid point. θ = 1 everywhere (B = T = 0), a = 0.01.
     grid = np.linspace(0.0, 3.0, 301)
-    models = ErrorModels(np.array([[5.0, 0.0, -0.01], [-5.0, 0.0, 0.01]]), np.log([0.01, 0.01]),
-                         np.array([[0.0, 0.0, 0.0, -1.0, 0.5]] * 2))  # fmt: skip
+    models = ErrorModels(
+        np.array([[5.0, 0.0, -0.01], [-5.0, 0.0, 0.01]]),
+        np.log([0.01, 0.01]),
+        np.array([[0.0, 0.0, 0.0, -1.0, 0.5]] * 2),
+    )
     assert models.failure_probability(np.full((2, 1), -np.inf)).ravel().tolist() == [0.0, 1.0]
     table, index = cell_log_posteriors(models, np.array([[1], [1]]), grid)
     post = np.exp(table[index[:, 0]].astype(np.float64))  # (cells, grid)
@@ -110,8 +113,9 @@ def test_scde_finds_a_strong_shift_with_the_right_sign_and_not_a_null_gene():
 def test_meta_analysis_needs_every_study_and_the_same_sign():
     genes = pd.Index(["both_up", "flips", "weak", "both_down"])
     a = pd.DataFrame({"log2fc": [2.0, 1.0, 3.0, -1.0], "z": [4, 3, 3, -3.0], "p_adj": [0.01, 0.001, 0.2, 0.02]}, genes)
-    b = pd.DataFrame({"log2fc": [1.0, -1.0, 3.0, -3.0], "z": [3, -3, 3, -4.0], "p_adj": [0.03, 0.001, 0.01, 0.01]},
-                     genes)  # fmt: skip
+    b = pd.DataFrame(
+        {"log2fc": [1.0, -1.0, 3.0, -3.0], "z": [3, -3, 3, -4.0], "p_adj": [0.03, 0.001, 0.01, 0.01]}, genes
+    )
     table = combine_studies({"s1": a, "s2": b}, fdr=0.05).set_index("gene")
     assert table["significant"].to_dict() == {"both_up": True, "flips": False, "weak": False, "both_down": True}
     assert table.loc["both_up", "log2fc"] == 1.5 and table.loc["both_up", "p_adj_max"] == 0.03
@@ -123,13 +127,32 @@ def test_meta_analysis_needs_every_study_and_the_same_sign():
 def test_small_studies_are_skipped_and_reported_and_names_are_safe(tmp_path):
     adata = simulate_de(n_studies=2, n_types=2, cells_per_type=40, n_genes=150, n_de=20, seed=2)
     adata.obs["label"] = adata.obs["label"].map({"type_0": "../B cell/x", "type_1": "type_1"})
-    small = adata[~((adata.obs["study"] == "study_1") & (adata.obs["label"] == "type_1"))
-                  | (np.arange(adata.n_obs) % 4 == 0)].copy()  # fmt: skip
+    small = adata[
+        ~((adata.obs["study"] == "study_1") & (adata.obs["label"] == "type_1")) | (np.arange(adata.n_obs) % 4 == 0)
+    ].copy()
     path = tmp_path / "in.h5ad"
     small.write_h5ad(path)
     out = tmp_path / "de"
-    assert main(["de", "--input", str(path), "--group-key", "label", "--study-key", "study", "--method", "wilcoxon",
-                 "--min-cells", "30", "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "de",
+                "--input",
+                str(path),
+                "--group-key",
+                "label",
+                "--study-key",
+                "study",
+                "--method",
+                "wilcoxon",
+                "--min-cells",
+                "30",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["B_cell_x.tsv", "_index.tsv", "type_1.tsv"]
     index = pd.read_csv(out / "_index.tsv", sep="\t").set_index(["cell_type", "study"])
     assert not index.loc[("type_1", "study_1"), "used"]
@@ -145,8 +168,22 @@ def test_non_integer_counts_are_refused_with_the_file_named(tmp_path, capsys):
     adata.X = sparse.csr_matrix(np.log1p(adata.X.toarray()))
     path = tmp_path / "lognorm.h5ad"
     adata.write_h5ad(path)
-    assert main(["de", "--input", str(path), "--group-key", "label", "--study-key", "study",
-                 "--output", str(tmp_path / "de")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "de",
+                "--input",
+                str(path),
+                "--group-key",
+                "label",
+                "--study-key",
+                "study",
+                "--output",
+                str(tmp_path / "de"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"scatlas de: error: {path}: X holds non-integer values") and "\n" not in err
     assert not (tmp_path / "de").exists()
@@ -159,8 +196,26 @@ def test_raw_counts_are_taken_from_raw_when_x_is_normalised(tmp_path):
     adata.X = sparse.csr_matrix(np.log1p(adata.X.toarray()))
     path = tmp_path / "cellxgene.h5ad"
     adata[:, :10].copy().write_h5ad(path)
-    assert main(["de", "--input", str(path), "--group-key", "label", "--study-key", "study", "--method", "wilcoxon",
-                 "--min-cells", "30", "--output", str(tmp_path / "de")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "de",
+                "--input",
+                str(path),
+                "--group-key",
+                "label",
+                "--study-key",
+                "study",
+                "--method",
+                "wilcoxon",
+                "--min-cells",
+                "30",
+                "--output",
+                str(tmp_path / "de"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(tmp_path / "de" / "type_0.tsv", sep="\t")
     assert sorted(table["gene"]) == sorted(adata.var_names)  # all 30 genes of raw, not X's 10
 

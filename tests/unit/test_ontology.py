@@ -53,9 +53,11 @@ def test_matcher_precision_on_curated_metadata(path):
     ontology = load_ontology(path)
     n_texts, exact, general, wrong, curated, recalled = evaluate(ontology, Matcher(ontology))
     predicted = exact + general + wrong
-    print(f"\n{path.name}: {n_texts} texts, {curated} curated terms, {predicted} predicted: {exact} exact, "
-          f"{general} an ancestor of the curated term, {wrong} wrong; precision {(exact + general) / predicted:.3f} "
-          f"(exact only {exact / predicted:.3f}), recall {recalled / curated:.3f}")  # fmt: skip
+    print(
+        f"\n{path.name}: {n_texts} texts, {curated} curated terms, {predicted} predicted: {exact} exact, "
+        f"{general} an ancestor of the curated term, {wrong} wrong; precision {(exact + general) / predicted:.3f} "
+        f"(exact only {exact / predicted:.3f}), recall {recalled / curated:.3f}"
+    )
     assert n_texts >= 100
     # a label is right when it is the curated term or a more general true one ("neuron" for a GABAergic neuron)
     assert (exact + general) / predicted >= 0.9
@@ -144,8 +146,10 @@ def test_bad_ontology_files_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"notes\.txt: not an OBO or JSON ontology"):
         load_ontology(not_obo)
     cycle = tmp_path / "cycle.obo"
-    cycle.write_text("format-version: 1.2\n\n[Term]\nid: CL:1\nname: a\nis_a: CL:2\n\n"
-                     "[Term]\nid: CL:2\nname: b\nrelationship: part_of CL:1\n")  # fmt: skip
+    cycle.write_text(
+        "format-version: 1.2\n\n[Term]\nid: CL:1\nname: a\nis_a: CL:2\n\n"
+        "[Term]\nid: CL:2\nname: b\nrelationship: part_of CL:1\n"
+    )
     with pytest.raises(InputError, match=r"cycle.obo: term cycle: CL:\d -> CL:\d -> CL:\d"):
         load_ontology(cycle)
     other_json = tmp_path / "other.json"
@@ -159,16 +163,32 @@ def test_bad_ontology_files_are_refused(tmp_path):
 
 
 def test_ontology_match_command(tmp_path):
-    done = subprocess.run([BIN / "scatlas", "ontology", "match", "--ontology", CL_BASIC_OBO, "pancreatic beta cells",
-                           "library failed: no cells captured"], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            BIN / "scatlas",
+            "ontology",
+            "match",
+            "--ontology",
+            CL_BASIC_OBO,
+            "pancreatic beta cells",
+            "library failed: no cells captured",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["text\tterm_id\tterm_name",
-                                        "pancreatic beta cells\tCL:0000169\ttype B pancreatic cell",
-                                        "library failed: no cells captured\t\t"]  # fmt: skip
+    assert done.stdout.splitlines() == [
+        "text\tterm_id\tterm_name",
+        "pancreatic beta cells\tCL:0000169\ttype B pancreatic cell",
+        "library failed: no cells captured\t\t",
+    ]
     bad = tmp_path / "bad.obo"
     bad.write_text("hello")
-    done = subprocess.run([BIN / "scatlas", "ontology", "match", "--ontology", bad, "B cell"], capture_output=True,
-                          text=True)  # fmt: skip
+    done = subprocess.run(
+        [BIN / "scatlas", "ontology", "match", "--ontology", bad, "B cell"], capture_output=True, text=True
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == f"scatlas ontology: error: {bad}: not an OBO or JSON ontology " \
-                                  "(no format-version header or [Term] stanza)"  # fmt: skip
+    assert (
+        done.stderr.strip() == f"scatlas ontology: error: {bad}: not an OBO or JSON ontology "
+        "(no format-version header or [Term] stanza)"
+    )

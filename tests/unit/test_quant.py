@@ -48,10 +48,20 @@ def test_bad_runs_sheet(tmp_path, header, body, problem):
 
 def test_cli_error_is_one_line(tmp_path):
     done = subprocess.run(
-        [BIN / "scatlas", "quantify", "--bam", tmp_path / "x.bam", "--gtf", tmp_path / "missing.gtf",
-         "--output", tmp_path / "out.tsv"],
-        capture_output=True, text=True, env=tool_env(),
-    )  # fmt: skip
+        [
+            BIN / "scatlas",
+            "quantify",
+            "--bam",
+            tmp_path / "x.bam",
+            "--gtf",
+            tmp_path / "missing.gtf",
+            "--output",
+            tmp_path / "out.tsv",
+        ],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "missing.gtf: GTF file not found" in done.stderr
     assert not (tmp_path / "out.tsv").exists()

@@ -353,11 +353,17 @@ def test_runs_without_fastq_urls_are_dumped_from_sra(tmp_path, monkeypatch):
     """The fallback runs the real fasterq-dump; prefetch's layout (./RUN/RUN.sra) keeps it offline."""
     reads = "".join(f"@read{i}\n{'ACGTTGCA' * 6}\n+\n{'I' * 48}\n" for i in range(50))
     (tmp_path / "reads.fastq").write_text(reads)
-    subprocess.run(["latf-load", "--output", str(tmp_path / "table"), "--quality", "PHRED_33",
-                    str(tmp_path / "reads.fastq")], capture_output=True, check=True)  # fmt: skip
+    subprocess.run(
+        ["latf-load", "--output", str(tmp_path / "table"), "--quality", "PHRED_33", str(tmp_path / "reads.fastq")],
+        capture_output=True,
+        check=True,
+    )
     (tmp_path / "SRR990000").mkdir()
-    subprocess.run(["kar", "--create", str(tmp_path / "SRR990000/SRR990000.sra"), "-d", str(tmp_path / "table")],
-                   capture_output=True, check=True)  # fmt: skip
+    subprocess.run(
+        ["kar", "--create", str(tmp_path / "SRR990000/SRR990000.sra"), "-d", str(tmp_path / "table")],
+        capture_output=True,
+        check=True,
+    )
     monkeypatch.chdir(tmp_path)
     run = {"run": "SRR990000", "layout": "SINGLE", "fastq_url_1": ""}
     fetch_mate(run, 1, tmp_path / "reads/SRR990000_1.fastq.gz")

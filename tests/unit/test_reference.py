@@ -14,13 +14,16 @@ def write_gtf(path, rows):
 
 def test_gene_length_is_the_union_of_exons(tmp_path):
     attrs = 'gene_id "G1"; transcript_id "T{}";'
-    gtf = write_gtf(tmp_path / "g.gtf", [
-        ("chr1", "src", "exon", 100, 199, ".", "+", ".", attrs.format(1)),   # 100 bp
-        ("chr1", "src", "exon", 150, 249, ".", "+", ".", attrs.format(2)),   # overlaps: +50 bp
-        ("chr1", "src", "exon", 400, 409, ".", "+", ".", attrs.format(1)),   # +10 bp
-        ("chr1", "src", "exon", 120, 130, ".", "+", ".", attrs.format(3)),   # inside: +0
-        ("chr1", "src", "CDS", 100, 130, ".", "+", "0", attrs.format(1)),    # not an exon
-    ])  # fmt: skip
+    gtf = write_gtf(
+        tmp_path / "g.gtf",
+        [
+            ("chr1", "src", "exon", 100, 199, ".", "+", ".", attrs.format(1)),  # 100 bp
+            ("chr1", "src", "exon", 150, 249, ".", "+", ".", attrs.format(2)),  # overlaps: +50 bp
+            ("chr1", "src", "exon", 400, 409, ".", "+", ".", attrs.format(1)),  # +10 bp
+            ("chr1", "src", "exon", 120, 130, ".", "+", ".", attrs.format(3)),  # inside: +0
+            ("chr1", "src", "CDS", 100, 130, ".", "+", "0", attrs.format(1)),  # not an exon
+        ],
+    )
     genes = gene_table(read_exons(gtf), biotypes=())
     assert genes.loc["G1", "length"] == 160
     assert (genes.loc["G1", "start"], genes.loc["G1", "end"]) == (100, 409)

@@ -174,8 +174,12 @@ def test_mask_probability_gives_the_masking_ratio_as_the_share_of_changed_entrie
     counts = rng.poisson(0.8, (512, 50)).astype(np.float32)  # about 45 % zeros
     model = Scdmac(2, ScdmacParams(mask_target="changed"), seed=0, device="cpu")
     model._set_masking(counts)
-    _, mask = model._perturb(torch.from_numpy(counts), torch.zeros(512, 1, dtype=torch.long), torch.arange(512),
-                             torch.Generator().manual_seed(0))  # fmt: skip
+    _, mask = model._perturb(
+        torch.from_numpy(counts),
+        torch.zeros(512, 1, dtype=torch.long),
+        torch.arange(512),
+        torch.Generator().manual_seed(0),
+    )
     assert mask.mean().item() == pytest.approx(0.3, abs=0.02)
 
 
@@ -250,12 +254,14 @@ def test_parameters_from_yaml_take_their_fields_types():
     params = ScdmacParams.from_dict(yaml.safe_load("learning_rate: 1e-3\nmae_epochs: 50.0\nmae_hidden: [64, 32]\n"))
     assert params.learning_rate == 0.001 and params.mae_epochs == 50 and params.mae_hidden == [64, 32]
     assert isinstance(params.learning_rate, float) and isinstance(params.mae_epochs, int)
-    for values, message in (({"learning_rate": "fast"}, "learning_rate must be a finite number, not 'fast'"),
-                            ({"inflation": float("nan")}, "inflation must be a finite number, not nan"),
-                            ({"mae_epochs": 1.5}, "mae_epochs must be a whole number, not 1.5"),
-                            ({"denoise": "yes"}, "denoise must be true or false, not 'yes'"),
-                            ({"mae_hidden": 256}, "mae_hidden must be a list, not 256"),
-                            ({"shuffle": 3}, "shuffle must be a string, not 3")):  # fmt: skip
+    for values, message in (
+        ({"learning_rate": "fast"}, "learning_rate must be a finite number, not 'fast'"),
+        ({"inflation": float("nan")}, "inflation must be a finite number, not nan"),
+        ({"mae_epochs": 1.5}, "mae_epochs must be a whole number, not 1.5"),
+        ({"denoise": "yes"}, "denoise must be true or false, not 'yes'"),
+        ({"mae_hidden": 256}, "mae_hidden must be a list, not 256"),
+        ({"shuffle": 3}, "shuffle must be a string, not 3"),
+    ):
         with pytest.raises(KeyError, match=message):
             ScdmacParams.from_dict(values)
 
@@ -281,8 +287,12 @@ def test_short_fit_beats_pca_kmeans_on_a_baron_subsample():
     # both depend much on the seed with 400 cells (PCA+KMeans 0.45 to 0.85, scDMAC 0.61 to 0.96): the mean
     # ARI over three seeds
     def mean_ari(method, **options):
-        return np.mean([adjusted_rand_score(truth, cluster_counts(method, counts, k, seed=seed, **options)[0])
-                        for seed in range(3)])  # fmt: skip
+        return np.mean(
+            [
+                adjusted_rand_score(truth, cluster_counts(method, counts, k, seed=seed, **options)[0])
+                for seed in range(3)
+            ]
+        )
 
     baseline = mean_ari("pca-kmeans")
     scdmac = mean_ari("scdmac", device="cpu", params={"mae_epochs": 30})

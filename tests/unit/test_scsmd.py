@@ -14,8 +14,15 @@ from scatlas.nn.count_likelihood import nb_nll
 from scatlas.nn.scsmd import N_PIXELS, ConvNBAutoencoder, MultiDilatedGate
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
-TINY = {"pretrain_epochs": 2, "cluster_epochs": 2, "cellnet_epochs": 2, "finetune_epochs": 2, "min_steps": 1,
-        "kmeans_n_init": 2, "centre_interval": 1}  # fmt: skip
+TINY = {
+    "pretrain_epochs": 2,
+    "cluster_epochs": 2,
+    "cellnet_epochs": 2,
+    "finetune_epochs": 2,
+    "min_steps": 1,
+    "kmeans_n_init": 2,
+    "centre_interval": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +104,8 @@ def test_same_seed_gives_identical_labels_and_each_stage_runs(deng):
     assert first.embedding_.shape == (counts.shape[0], 10) and np.isfinite(first.embedding_).all()
     assert not np.array_equal(first.embedding_, tiny_fit(counts, seed=4).embedding_)
     assert [step["stage"] for step in first.history] == ["pretrain"] * 2 + ["fuzzy"] * 2 + ["cellnet"] * 2 + [
-        "finetune"] * 2  # fmt: skip
+        "finetune"
+    ] * 2
 
 
 def test_per_cluster_steps_change_module_1_after_the_same_pretraining(deng):

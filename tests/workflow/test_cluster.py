@@ -69,16 +69,35 @@ def slurm(tmp_path_factory):
 
 def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
-    args = ("--workflow-profile", str(REPO / "profiles/slurm"), "--jobs", "4",
-            "--default-resources", "slurm_account=test", "slurm_partition=debug", "mem_mb=1000", "runtime=30",
-            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "3",
-            # the demo is tiny: what a user with small data does for rules sized for a mouse atlas
-            "--set-resources", *[f"{rule}:mem_mb=1500" for rule in ("hisat2_align", "quant_study", "reference_genes",
-                                                                    "atlas_merge", "atlas_preprocess")])  # fmt: skip
+    args = (
+        "--workflow-profile",
+        str(REPO / "profiles/slurm"),
+        "--jobs",
+        "4",
+        "--default-resources",
+        "slurm_account=test",
+        "slurm_partition=debug",
+        "mem_mb=1000",
+        "runtime=30",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "3",
+        # the demo is tiny: what a user with small data does for rules sized for a mouse atlas
+        "--set-resources",
+        *[
+            f"{rule}:mem_mb=1500"
+            for rule in ("hisat2_align", "quant_study", "reference_genes", "atlas_merge", "atlas_preprocess")
+        ],
+    )
     run_demo(tmp_path, cores=2, cells_per_study=CELLS, extra_args=args)
     assert_same_results(tmp_path, small_demo)
-    accounting = subprocess.run(["sacct", "-n", "-X", "-P", "--format=JobID,State,Account,Comment", "-S", since],
-                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+    accounting = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "--format=JobID,State,Account,Comment", "-S", since],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     jobs = [line.split("|") for line in accounting.splitlines()]
     rules = {re.sub(r"^rule_(\w+?)(_wildcards_.*)?$", r"\1", comment) for *_, comment in jobs}
     assert {"query", "fetch_fastq", "hisat2_build", "hisat2_align", "featurecounts", "quant_study"} <= rules
@@ -91,8 +110,12 @@ def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
 
 def test_a_second_refresh_exits_while_one_runs(tmp_path):
     with refresh_lock(tmp_path):
-        done = subprocess.run([str(BIN / "scatlas"), "refresh", "--directory", str(tmp_path)],
-                              capture_output=True, text=True, env=tool_env())  # fmt: skip
+        done = subprocess.run(
+            [str(BIN / "scatlas"), "refresh", "--directory", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=tool_env(),
+        )
         assert done.returncode == 75
         assert "another refresh is running (pid" in done.stderr and str(os.getpid()) in done.stderr
     with refresh_lock(tmp_path):  # released when the first one ends
@@ -129,8 +152,12 @@ def test_refresh_that_adds_a_study_reruns_only_that_study(tmp_path):
     search["esearchresult"]["count"] = "2"
     (replay / "esearch.json").write_text(json.dumps(search))
     with serving(workdir) as config:
-        subprocess.run([str(BIN / "scatlas"), "refresh", "--directory", str(workdir), "--configfile", str(config)],
-                       check=True, capture_output=True, env=tool_env())  # fmt: skip
+        subprocess.run(
+            [str(BIN / "scatlas"), "refresh", "--directory", str(workdir), "--configfile", str(config)],
+            check=True,
+            capture_output=True,
+            env=tool_env(),
+        )
     assert sorted(p.name for p in (workdir / "quant").glob("*.h5ad")) == ["GSE990001.h5ad", "GSE990002.h5ad"]
     (replay / "esummary.json").write_text(complete)
     (replay / "esearch.json").write_text(complete_search)
@@ -154,8 +181,9 @@ def test_kill_9_during_alignment_then_rerun_equals_an_uninterrupted_run(small_de
     simulate(tmp_path / "data", cells_per_study=CELLS)
     with serving(tmp_path) as config:
         cmd = [str(BIN / "scatlas"), "refresh", "--directory", str(tmp_path), "--configfile", str(config)]
-        run = subprocess.Popen(cmd, env=tool_env(), start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+        run = subprocess.Popen(
+            cmd, env=tool_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 600
         while not list((tmp_path / "align").rglob("*.json")) and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)

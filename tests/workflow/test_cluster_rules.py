@@ -68,8 +68,19 @@ def test_editing_a_models_code_reruns_that_models_jobs_only(tmp_path):
     config = cluster_config(tmp_path, ["scdmac", "pca-kmeans"], [0], TINY)
 
     def run(*args):
-        cmd = [str(BIN / "snakemake"), "-s", str(workflow / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(config), "--cores", "2", "results/cluster/scores.tsv", *args]  # fmt: skip
+        cmd = [
+            str(BIN / "snakemake"),
+            "-s",
+            str(workflow / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config),
+            "--cores",
+            "2",
+            "results/cluster/scores.tsv",
+            *args,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, env=tool_env())
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
@@ -101,10 +112,21 @@ def test_kill_9_during_training_then_rerun_equals_an_uninterrupted_run(tmp_path)
         cluster_config(workdir, ["scdmac"], [0], params)
     snakemake(reference, reference / "config.yaml", "results/cluster/scores.tsv")
 
-    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(interrupted), "--configfile",
-           str(interrupted / "config.yaml"), "--cores", "2", "results/cluster/scores.tsv"]  # fmt: skip
-    run = subprocess.Popen(cmd, env=tool_env(), start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)  # fmt: skip
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(interrupted),
+        "--configfile",
+        str(interrupted / "config.yaml"),
+        "--cores",
+        "2",
+        "results/cluster/scores.tsv",
+    ]
+    run = subprocess.Popen(
+        cmd, env=tool_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     log = interrupted / "logs/cluster/deng/scdmac/seed0.log"
     deadline = time.monotonic() + 600
     while run.poll() is None and time.monotonic() < deadline:

@@ -21,10 +21,13 @@ def quasr_run(quasr, tmp_path_factory):
     config = {
         "runs": str(workdir / "runs.tsv"),
         # every gene kept, so that a direct featureCounts run on the original GTF is comparable gene by gene
-        "reference": {"genome_fasta": str(quasr / "hg19sub.fa"), "gtf": str(quasr / "hg19sub_annotation.gtf"),
-                      "gene_biotypes": []},
+        "reference": {
+            "genome_fasta": str(quasr / "hg19sub.fa"),
+            "gtf": str(quasr / "hg19sub_annotation.gtf"),
+            "gene_biotypes": [],
+        },
         "align": {"threads": 2},
-    }  # fmt: skip
+    }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(workdir, workdir / "config.yaml", "--notemp")  # keep the BAMs to count them independently
     return workdir
@@ -32,8 +35,12 @@ def quasr_run(quasr, tmp_path_factory):
 
 def direct_featurecounts(bam, gtf, tmp_path):
     out = tmp_path / "fc.txt"
-    subprocess.run(["featureCounts", "-p", "--countReadPairs", "-a", gtf, "-o", out, bam],
-                   check=True, capture_output=True, env=tool_env())  # fmt: skip
+    subprocess.run(
+        ["featureCounts", "-p", "--countReadPairs", "-a", gtf, "-o", out, bam],
+        check=True,
+        capture_output=True,
+        env=tool_env(),
+    )
     return pd.read_csv(out, sep="\t", comment="#", index_col="Geneid")
 
 
@@ -66,10 +73,20 @@ def test_quantify_command_matches_the_workflow(quasr_run, tmp_path):
     run = next(iter(SAMPLES))
     out = tmp_path / "run.tsv"
     subprocess.run(
-        [BIN / "scatlas", "quantify", "--bam", quasr_run / f"align/{STUDY}/{run}.bam",
-         "--gtf", quasr_run / "reference/genes.gtf", "--paired", "--output", out],
-        check=True, env=tool_env(),
-    )  # fmt: skip
+        [
+            BIN / "scatlas",
+            "quantify",
+            "--bam",
+            quasr_run / f"align/{STUDY}/{run}.bam",
+            "--gtf",
+            quasr_run / "reference/genes.gtf",
+            "--paired",
+            "--output",
+            out,
+        ],
+        check=True,
+        env=tool_env(),
+    )
     table = pd.read_csv(out, sep="\t", index_col="gene_id")
     assert list(table.columns) == ["count", "length", "rpkm"]
     adata = ad.read_h5ad(quasr_run / f"quant/{STUDY}.h5ad")

@@ -35,8 +35,12 @@ def test_dry_run_of_the_demo_lists_every_stage_once_queried(tmp_path):
 
 
 def test_lint_and_formatting_are_clean():
-    for cmd in ([BIN / "snakemake", "--lint"], [BIN / "snakefmt", "--check", "."], [BIN / "ruff", "check", "."],
-                [BIN / "ruff", "format", "--check", "."]):  # fmt: skip
+    for cmd in (
+        [BIN / "snakemake", "--lint"],
+        [BIN / "snakefmt", "--check", "."],
+        [BIN / "ruff", "check", "."],
+        [BIN / "ruff", "format", "--check", "."],
+    ):
         done = run(*cmd)
         assert done.returncode == 0, f"{cmd[0].name}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
 
