@@ -1,0 +1,97 @@
+"""Where benchmarks put their figures: ``benchmarks/results/<YYYY-MM-DD>_<short commit>/<benchmark>.tsv``
+beside ``<benchmark>.env.json``, which says on what machine, software and command they were measured."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OPENBLAS_CORETYPE")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "scanpy", "anndata", "snakemake", "pandas")
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def results_dir() -> Path:
+    """Today's folder for the checked-out commit (``unknown`` outside a git checkout)."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    return RESULTS / f"{datetime.date.today().isoformat()}_{commit}"
+
+
+def _cpu() -> dict:
+    model, flags = platform.processor(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = value.split()
+                break
+    except OSError:
+        pass
+    simd = sorted(flag for flag in flags if flag.startswith(("avx", "fma", "sse4", "amx")))
+    return {"model": model, "simd_flags": simd, "cores": os.cpu_count()}
+
+
+def environment() -> dict:
+    """The machine, the software and the command a figure was measured with."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    gpu, threads = None, None
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": _git("rev-parse", "HEAD") or None,
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "cpu": _cpu(),
+        "torch_threads": threads,
+        "gpu": gpu,
+        "environment": {name: os.environ[name] for name in KERNEL_VARIABLES + THREAD_VARIABLES if name in os.environ},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def write_result(benchmark: str, table: pd.DataFrame, folder: str | os.PathLike | None = None) -> Path:
+    """Write ``<benchmark>.tsv`` and ``<benchmark>.env.json`` under ``folder`` (default :func:`results_dir`);
+    each file appears under its name only when complete. Returns the TSV's path."""
+    folder = Path(folder) if folder else results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{benchmark}.tsv"
+    tmp = folder / f".{benchmark}.tsv.tmp"
+    table.to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)
+    env = environment() | {"benchmark": benchmark}
+    env_path = folder / f"{benchmark}.env.json"
+    tmp = folder / f".{benchmark}.env.json.tmp"
+    tmp.write_text(json.dumps(env, indent=2) + "\n")
+    os.replace(tmp, env_path)
+    return path

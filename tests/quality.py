@@ -1,0 +1,90 @@
+"""The quality figures the model tests assert on, each computed in one place.
+
+A test calls a probe and compares its figures with a threshold; ``benchmarks/test_margins.py`` runs the
+same probes over seeds, thread counts and CPU kernel sets, so that every threshold sits below the
+lowest value measured (``benchmarks/results/*/test_margins.tsv``).
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+from conftest import SHARED
+from sklearn.metrics import adjusted_rand_score
+
+BENCHMARKS = SHARED / "data" / "benchmarks"
+DENG = BENCHMARKS / "deng_subset_133.h5ad"
+# the workflow test's scDMAC: a few epochs, enough to find some of deng's stages
+SCDMAC_TINY = {"n_top_genes": 300, "zinb_epochs": 2, "mae_epochs": 3, "cluster_epochs": 1, "min_steps": 1}
+
+
+def baron_subsample(n_cells: int = 400, seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
+    """A random subsample of baron_mouse (13 pancreas types): raw counts without all-zero genes, and labels."""
+    adata = ad.read_h5ad(BENCHMARKS / "baron_mouse.h5ad")
+    cells = np.sort(np.random.default_rng(seed).choice(adata.n_obs, n_cells, replace=False))
+    counts = sp.csr_matrix(adata.X[cells], dtype=np.float32)
+    counts = counts[:, np.flatnonzero(np.asarray(counts.sum(axis=0)).ravel() > 0)]
+    return counts, adata.obs["label"].to_numpy()[cells]
+
+
+def ari_of(method: str, counts, truth, seed: int, **options) -> float:
+    from scatlas.cluster import cluster_counts
+
+    labels, _ = cluster_counts(method, counts, len(set(truth)), seed=seed, **options)
+    return float(adjusted_rand_score(truth, labels))
+
+
+def scsmd_baron(seed: int = 0) -> dict[str, float]:
+    """scSMD after a short fit on 400 baron_mouse cells, and PCA + K-means on the same cells."""
+    counts, truth = baron_subsample()
+    params = {"pretrain_epochs": 15, "cluster_epochs": 5, "min_steps": 1}
+    return {
+        "scsmd": ari_of("scsmd", counts, truth, seed, device="cpu", params=params),
+        "pca_kmeans": ari_of("pca-kmeans", counts, truth, seed),
+    }
+
+
+def scdmac_baron(seed: int = 0) -> dict[str, float]:
+    """scDMAC (defaults but 30 masking epochs) on 400 baron_mouse cells, and PCA + K-means on the same cells."""
+    counts, truth = baron_subsample()
+    return {
+        "scdmac": ari_of("scdmac", counts, truth, seed, device="cpu", params={"mae_epochs": 30}),
+        "pca_kmeans": ari_of("pca-kmeans", counts, truth, seed),
+    }
+
+
+def deng_methods(seed: int = 0) -> dict[str, float]:
+    """Each method of the workflow test on deng's 5 embryo stages (scDMAC with :data:`SCDMAC_TINY`)."""
+    from scatlas.cluster.data import read_counts
+
+    matrix = read_counts(DENG)
+    truth = ad.read_h5ad(DENG).obs["label"].to_numpy()[matrix.cell_index]
+    from scatlas.cluster import cluster_counts
+    from scatlas.evaluate.clustering import hungarian_accuracy
+
+    pca_kmeans, _ = cluster_counts("pca-kmeans", matrix.counts, 5, seed=seed)
+    return {
+        "scdmac_tiny": ari_of("scdmac", matrix.counts, truth, seed, device="cpu", params=SCDMAC_TINY),
+        "pca_kmeans": float(adjusted_rand_score(truth, pca_kmeans)),
+        "pca_kmeans_acc": float(hungarian_accuracy(truth, pca_kmeans)),
+        "leiden": ari_of("leiden", matrix.counts, truth, seed),
+    }
+
+
+def leiden_cbmc(seed: int = 0) -> dict[str, float]:
+    """Leiden on cite_cbmc_top2000 (8,617 cells, 15 types: above scanpy's 8,192-cell kNN switch)."""
+    from scatlas.cluster.data import read_counts
+
+    path = BENCHMARKS / "cite_cbmc_top2000.h5ad"
+    matrix = read_counts(path)
+    truth = ad.read_h5ad(path).obs["label"].to_numpy()[matrix.cell_index]
+    return {"leiden": ari_of("leiden", matrix.counts, truth, seed)}
+
+
+PROBES = {
+    "scsmd_baron": scsmd_baron,
+    "scdmac_baron": scdmac_baron,
+    "deng_methods": deng_methods,
+    "leiden_cbmc": leiden_cbmc,
+}
