@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
@@ -36,6 +35,7 @@ import yaml
 from scatlas.cluster import cluster_counts
 from scatlas.cluster.data import read_counts
 from scatlas.evaluate import clustering_scores
+from scatlas.io import read_h5ad
 from scatlas.models.base import PRECISIONS
 
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -119,7 +119,7 @@ def main() -> int:
     for dataset in args.datasets:
         path = BENCHMARKS / f"{dataset}.h5ad"
         matrix = read_counts(path)
-        truth = ad.read_h5ad(path).obs["label"].astype(str).to_numpy()[matrix.cell_index]
+        truth = read_h5ad(path, backed="r").obs["label"].astype(str).to_numpy()[matrix.cell_index]
         k = len(np.unique(truth))
         for name in args.methods:
             method, params = METHODS[name]

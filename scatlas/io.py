@@ -1,4 +1,5 @@
-"""File handling shared by every stage: one error type for bad input, one atomic writer, one check of raw counts."""
+"""File handling shared by every stage: one error type for bad input, one atomic writer, one h5ad reader, one
+check of raw counts."""
 
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_h5ad(path: str | os.PathLike, backed: str | None = None):
+    """The AnnData of an h5ad file (``backed="r"``: its matrices left on disk, for ``obs`` / ``var`` alone).
+
+    A missing, truncated or non-h5ad file raises :class:`InputError` naming it.
+    """
+    import anndata as ad  # here, not above: most commands never read an h5ad (anndata adds 0.3 s to every start)
+
+    try:
+        return ad.read_h5ad(path, backed=backed)
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(path, f"not a readable h5ad file ({err})") from None
 
 
 def raw_counts(adata, path: str | os.PathLike) -> tuple[sp.csr_matrix, pd.Index]:

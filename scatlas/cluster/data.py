@@ -12,7 +12,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from scatlas.io import InputError, raw_counts
+from scatlas.io import InputError, raw_counts, read_h5ad
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,7 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
     (normalized or log-transformed data), when no cell has counts, or when ``n_clusters`` is not
     between 1 and the number of cells with counts.
     """
-    try:
-        adata = ad.read_h5ad(path)
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(path, f"not a readable h5ad file ({err})") from None
+    adata = read_h5ad(path)
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(path, "no cells or no genes: need cells × genes raw counts")
     counts, genes = raw_counts(adata, path)
@@ -108,10 +105,7 @@ def standardize(x: np.ndarray) -> np.ndarray:
 
 def read_obs_column(path: str | os.PathLike, key: str = "label") -> pd.Series:
     """``obs[key]`` of an h5ad (the true labels of a labelled set), indexed by cell name."""
-    try:
-        obs = ad.read_h5ad(path, backed="r").obs
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(path, f"not a readable h5ad file ({err})") from None
+    obs = read_h5ad(path, backed="r").obs
     if key not in obs.columns:
         raise InputError(path, f"no obs column {key!r} (columns: {', '.join(map(str, obs.columns))})")
     column = obs[key]

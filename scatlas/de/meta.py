@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scatlas.de.methods import compare_groups
-from scatlas.io import InputError, atomic_output, raw_counts
+from scatlas.io import InputError, atomic_output, raw_counts, read_h5ad
 
 log = logging.getLogger(__name__)
 COLUMNS = ["gene", "log2fc", "p_adj_max", "z", "n_studies", "significant"]
@@ -194,10 +194,7 @@ def write_de_tables(tables: dict[str, pd.DataFrame], runs: pd.DataFrame, outdir)
 
 def run_de(input_path, output_dir, group_key: str, study_key: str, params: DEParams) -> dict[str, pd.DataFrame]:
     """``scatlas de``: read the h5ad, run :func:`differential_expression`, write the tables."""
-    try:
-        adata = ad.read_h5ad(input_path)
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(input_path, f"cannot read as h5ad ({err})") from None
+    adata = read_h5ad(input_path)
     tables, runs = differential_expression(adata, group_key, study_key, params, path=input_path)
     if not tables:
         log.warning("%s: no cell type has %d cells in any study; no DE table written", input_path, params.min_cells)

@@ -11,7 +11,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from scatlas.io import InputError, atomic_output
+from scatlas.io import atomic_output, read_h5ad
 
 log = logging.getLogger(__name__)
 QC_COLUMNS = ["kind", "id", "study", "reason"]
@@ -106,10 +106,7 @@ def preprocess_atlas(
 
     When QC leaves no cell, an empty AnnData is written (and a warning logged): the QC table says why.
     """
-    try:
-        adata = ad.read_h5ad(atlas)
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(atlas, f"not a readable h5ad file ({err})") from None
+    adata = read_h5ad(atlas)
     adata, removed = qc_filter(adata, min_genes, max_genes, max_mito_fraction, min_cells, mito_prefix)
     with atomic_output(qc_output) as tmp:
         removed.to_csv(tmp, sep="\t", index=False)
