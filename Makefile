@@ -7,7 +7,7 @@ APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread fasterq-dump:
 DEMO := .demo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: env tools demo test refresh clean-demo
+.PHONY: env tools demo test check refresh clean-demo
 ATLAS ?= .
 
 env: tools $(STAMP)
@@ -28,8 +28,22 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# The whole suite, then the model-fit tests again on other CPU kernels than this CPU's own (AVX2 ones on an
+# AVX-512 CPU, the generic ones elsewhere): PyTorch, oneDNN, MKL and OpenBLAS pick kernels by CPU, and a
+# model test must hold on every CI machine.
+ALT_KERNELS := $(shell if grep -qw avx512f /proc/cpuinfo 2>/dev/null; \
+	then echo ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2 OPENBLAS_CORETYPE=Haswell; \
+	else echo ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_CBWR=COMPATIBLE OPENBLAS_CORETYPE=Sandybridge; fi)
+
 test: env
 	$(PY) -m pytest
+	env $(ALT_KERNELS) $(PY) -m pytest -m slow tests/unit
+
+# The edit loop's tier: lint and the unit tests without model fits, SLURM or workflow runs.
+check: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -m "not slow and not slurm and not workflow and not gpu" tests/unit
 
 demo: env
 	scatlas demo --outdir $(DEMO) --run --cores 2

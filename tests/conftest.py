@@ -9,6 +9,28 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCATLAS_SHARED", REPO.parent / "shared")).resolve()
 QUASR = SHARED / "data" / "reference" / "hisat2_quasr_hg19sub"
 BIN = Path(sys.executable).parent
+WORKFLOW_TESTS = REPO / "tests" / "workflow"
+
+
+def pytest_collection_modifyitems(items):
+    """Tests under tests/workflow run Snakemake: marked ``workflow`` (``make check`` leaves them out)."""
+    for item in items:
+        if WORKFLOW_TESTS in Path(item.path).parents:
+            item.add_marker(pytest.mark.workflow)
+
+
+def _devices() -> list:
+    """``cpu``, and ``cuda`` (marked ``gpu``) where a CUDA device is present."""
+    import torch
+
+    return ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.gpu)] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=_devices())
+def device(request) -> str:
+    """The torch device a model test fits on: every test that takes it runs on the CPU and, where there is one,
+    on the GPU."""
+    return request.param
 
 
 def tool_env() -> dict:

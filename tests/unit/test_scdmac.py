@@ -26,18 +26,20 @@ def deng(deng_counts):
     return deng_counts
 
 
-def tiny_fit(counts, seed=0, **changes):
-    return Scdmac(5, ScdmacParams(**{**TINY, **changes}), seed=seed, device="cpu").fit(counts)
+def tiny_fit(counts, seed=0, device="cpu", **changes):
+    return Scdmac(5, ScdmacParams(**{**TINY, **changes}), seed=seed, device=device).fit(counts)
 
 
-def test_same_seed_gives_identical_labels_and_embedding(deng):
+@pytest.mark.slow
+def test_same_seed_gives_identical_labels_and_embedding(deng, device):
     counts, _ = deng
-    first, second = tiny_fit(counts, seed=3), tiny_fit(counts, seed=3)
+    first, second = tiny_fit(counts, seed=3, device=device), tiny_fit(counts, seed=3, device=device)
     assert np.array_equal(first.labels_, second.labels_)
     assert np.array_equal(first.embedding_, second.embedding_)
-    assert not np.array_equal(first.embedding_, tiny_fit(counts, seed=4).embedding_)
+    assert not np.array_equal(first.embedding_, tiny_fit(counts, seed=4, device=device).embedding_)
 
 
+@pytest.mark.slow
 def test_each_ablation_switch_changes_the_computation(deng):
     counts, _ = deng
     full = tiny_fit(counts, denoise=True, gene_zero_rate=0.1, noise_variance=0.6, neighbour_swap_rate=0.2)
@@ -56,6 +58,7 @@ def test_each_ablation_switch_changes_the_computation(deng):
         assert not np.allclose(variant.embedding_, default.embedding_)
 
 
+@pytest.mark.slow
 def test_bfloat16_on_the_cpu_runs_the_networks_under_autocast_and_stays_deterministic(deng):
     counts, _ = deng
     first, second = tiny_fit(counts, mixed_precision="bfloat16"), tiny_fit(counts, mixed_precision="bfloat16")
@@ -67,6 +70,7 @@ def test_bfloat16_on_the_cpu_runs_the_networks_under_autocast_and_stays_determin
     assert not np.allclose(first.embedding_, default.embedding_, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_weight_averaging_ends_the_masking_stage_on_the_moving_average(deng):
     counts, _ = deng
     steps = {"cluster_epochs": 0, "min_steps": 60}  # 60 steps: a decay of 0.9 is under the cap (1 − 5 / 60)
@@ -205,6 +209,7 @@ def test_mask_target_marks_swapped_or_changed_entries_and_auto_chooses_per_gene(
     assert torch.equal(masks["auto"][:, dense], masks["swapped"][:, dense])
 
 
+@pytest.mark.slow
 def test_without_n_clusters_k_is_leidens_count_on_the_masking_embedding(deng):
     counts, _ = deng
     model = Scdmac(None, ScdmacParams(**{**TINY, "cluster_epochs": 0}), seed=1, device="cpu").fit(counts)
@@ -215,6 +220,7 @@ def test_without_n_clusters_k_is_leidens_count_on_the_masking_embedding(deng):
     assert set(model.labels_) <= set(range(model.n_clusters_))
 
 
+@pytest.mark.slow
 def test_an_ensemble_combines_differently_seeded_fits(deng):
     counts, _ = deng
     params = ScdmacParams(**{**TINY, "ensemble": 3})
@@ -231,6 +237,7 @@ def test_an_ensemble_combines_differently_seeded_fits(deng):
     assert np.array_equal(single, members[0].labels_)
 
 
+@pytest.mark.slow
 def test_an_ensemble_without_k_fits_every_member_at_the_first_ones_estimate(deng):
     counts, _ = deng
     labels, _, members = fit_ensemble(counts, None, ScdmacParams(**{**TINY, "ensemble": 2}), seed=1, device="cpu")
@@ -266,16 +273,18 @@ def test_parameters_from_yaml_take_their_fields_types():
             ScdmacParams.from_dict(values)
 
 
-def test_save_and_load_give_the_same_clusters(deng, tmp_path):
+@pytest.mark.slow
+def test_save_and_load_give_the_same_clusters(deng, tmp_path, device):
     counts, _ = deng
-    model = tiny_fit(counts)
+    model = tiny_fit(counts, device=device)
     model.save(tmp_path / "scdmac.pt")
-    loaded = Scdmac.load(tmp_path / "scdmac.pt", device="cpu")
+    loaded = Scdmac.load(tmp_path / "scdmac.pt", device=device)
     np.testing.assert_allclose(loaded.transform(counts), model.transform(counts), atol=1e-5)
     assert np.array_equal(loaded.predict(counts), model.predict(counts))
     assert list(loaded.gene_names) == list(model.gene_names) and len(model.gene_names) == TINY["n_top_genes"]
 
 
+@pytest.mark.slow
 def test_short_fit_beats_pca_kmeans_on_a_baron_subsample():
     adata = ad.read_h5ad(BARON)
     cells = np.sort(np.random.default_rng(0).choice(adata.n_obs, 400, replace=False))  # 13 types, 400 cells

@@ -30,8 +30,8 @@ def deng(deng_counts):
     return deng_counts
 
 
-def tiny_fit(counts, seed=0, **changes):
-    return Scsmd(5, ScsmdParams(**{**TINY, **changes}), seed=seed, device="cpu").fit(counts)
+def tiny_fit(counts, seed=0, device="cpu", **changes):
+    return Scsmd(5, ScsmdParams(**{**TINY, **changes}), seed=seed, device=device).fit(counts)
 
 
 def test_fuzzy_memberships_match_hand_computed_values():
@@ -96,18 +96,20 @@ def test_autoencoder_maps_cells_to_the_latent_space_and_back_with_positive_nb_pa
     assert (mean > 0).all() and (dispersion > 0).all()
 
 
-def test_same_seed_gives_identical_labels_and_each_stage_runs(deng):
+@pytest.mark.slow
+def test_same_seed_gives_identical_labels_and_each_stage_runs(deng, device):
     counts, _ = deng
-    first, second = tiny_fit(counts, seed=3), tiny_fit(counts, seed=3)
+    first, second = tiny_fit(counts, seed=3, device=device), tiny_fit(counts, seed=3, device=device)
     assert np.array_equal(first.labels_, second.labels_)
     assert np.array_equal(first.embedding_, second.embedding_)
     assert first.embedding_.shape == (counts.shape[0], 10) and np.isfinite(first.embedding_).all()
-    assert not np.array_equal(first.embedding_, tiny_fit(counts, seed=4).embedding_)
+    assert not np.array_equal(first.embedding_, tiny_fit(counts, seed=4, device=device).embedding_)
     assert [step["stage"] for step in first.history] == ["pretrain"] * 2 + ["fuzzy"] * 2 + ["cellnet"] * 2 + [
         "finetune"
     ] * 2
 
 
+@pytest.mark.slow
 def test_per_cluster_steps_change_module_1_after_the_same_pretraining(deng):
     counts, _ = deng
     summed, per_cluster = tiny_fit(counts), tiny_fit(counts, per_cluster_steps=True)
@@ -116,11 +118,12 @@ def test_per_cluster_steps_change_module_1_after_the_same_pretraining(deng):
     assert not np.allclose(summed.embedding_, per_cluster.embedding_)
 
 
-def test_save_and_load_give_the_same_clusters(deng, tmp_path):
+@pytest.mark.slow
+def test_save_and_load_give_the_same_clusters(deng, tmp_path, device):
     counts, _ = deng
-    model = tiny_fit(counts)
+    model = tiny_fit(counts, device=device)
     model.save(tmp_path / "scsmd.pt")
-    loaded = Scsmd.load(tmp_path / "scsmd.pt", device="cpu")
+    loaded = Scsmd.load(tmp_path / "scsmd.pt", device=device)
     np.testing.assert_allclose(loaded.transform(counts), model.transform(counts), atol=1e-5)
     assert np.array_equal(loaded.predict(counts), model.predict(counts))
     assert np.array_equal(model.predict(counts), model.labels_)
@@ -134,6 +137,7 @@ def test_bad_parameters_are_refused():
         ScsmdParams.from_dict({"dilation": [1, 2]})
 
 
+@pytest.mark.slow
 def test_a_short_fit_learns_the_cell_types_of_a_baron_subsample():
     adata = ad.read_h5ad(SHARED / "data" / "benchmarks" / "baron_mouse.h5ad")
     cells = np.sort(np.random.default_rng(0).choice(adata.n_obs, 400, replace=False))  # 13 types, 400 cells

@@ -67,6 +67,7 @@ def slurm(tmp_path_factory):
         subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", str(state)], capture_output=True, text=True)
 
 
+@pytest.mark.slurm
 def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     args = (
