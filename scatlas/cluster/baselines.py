@@ -10,7 +10,7 @@ import scanpy as sc
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
-from scatlas.cluster.data import highly_variable, log_normalize
+from scatlas.preprocess.normalize import highly_variable, log_normalize
 
 log = logging.getLogger(__name__)
 

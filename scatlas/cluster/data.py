@@ -1,4 +1,7 @@
-"""Reading a clustering input (an h5ad of raw counts) and the preprocessing every method shares."""
+"""Reading a clustering input: the raw counts of an h5ad, and the true labels of a labelled set.
+
+The normalisation and gene selection the methods share are :mod:`scatlas.preprocess.normalize`'s.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,13 @@ import logging
 import os
 from dataclasses import dataclass
 
-import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import scipy.sparse as sp
 
 from scatlas.io import InputError, raw_counts, read_h5ad
 
 log = logging.getLogger(__name__)
-
-TARGET_SUM = 1e4  # counts per cell after normalization (scanpy / Seurat convention, scDMAC Eq. 1)
 
 
 @dataclass
@@ -71,29 +70,6 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
         cell_names=np.asarray(adata.obs_names),
         gene_names=np.asarray(genes)[gene_index],
     )
-
-
-def log_normalize(counts: sp.spmatrix) -> sp.csr_matrix:
-    """log1p of counts per 10^4 (cells × genes, raw counts in, log-normalized out)."""
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    return sp.csr_matrix(sp.diags(TARGET_SUM / totals) @ counts).log1p().astype(np.float32)
-
-
-def highly_variable(counts: sp.spmatrix, n_top_genes: int, min_cells: int = 3) -> np.ndarray:
-    """Indices of the ``n_top_genes`` most variable genes (scanpy's default 'seurat' flavour on log data)
-    among the genes detected in at least ``min_cells`` cells (scanpy's usual ``filter_genes(min_cells=3)``).
-
-    On sparse data a gene seen in one or two cells ranks high by dispersion but marks no population:
-    without the filter 266 of mouse_bladder_2100's 1000 genes were such genes. Every candidate is kept
-    when there are no more than ``n_top_genes``; with fewer than ``min_cells`` cells every gene is a candidate.
-    """
-    detected = np.asarray((counts > 0).sum(axis=0)).ravel()
-    candidates = np.flatnonzero(detected >= (min_cells if counts.shape[0] >= min_cells else 1))
-    if candidates.size <= n_top_genes:
-        return candidates
-    adata = ad.AnnData(log_normalize(counts)[:, candidates])
-    sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
-    return candidates[adata.var["highly_variable"].to_numpy()]
 
 
 def standardize(x: np.ndarray) -> np.ndarray:

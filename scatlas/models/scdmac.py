@@ -31,7 +31,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.cluster.consensus import ensemble_partition
-from scatlas.cluster.data import TARGET_SUM, highly_variable
 from scatlas.models.base import ClusteringModel, Params
 from scatlas.models.training import adam, batch_starts, deterministic
 from scatlas.nn.clustering import (
@@ -44,6 +43,7 @@ from scatlas.nn.clustering import (
     weighted_centres,
 )
 from scatlas.nn.scdmac import MaskingAutoencoder, ZINBAutoencoder
+from scatlas.preprocess.normalize import TARGET_SUM, highly_variable, log_normalize
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ScdmacParams(Params):
 
     model_name = "scDMAC"
 
-    # highly variable genes modelled (scatlas.cluster.data.highly_variable: scanpy's seurat flavour). The
+    # highly variable genes modelled (scatlas.preprocess.normalize.highly_variable: scanpy's seurat flavour). The
     # seurat_v3 flavour (variance of standardised counts, scanpy's choice for UMI counts), 5 seeds: baron_mouse
     # 0.713 (0.90 on two seeds, 0.59 on three: beta cells split; 0.891 with 100 K-means restarts), zeisel
     # 0.856 against 0.892, deng 0.411 against 0.428, mouse_bladder 0.516 against 0.582 (seeds 0–2).
@@ -323,12 +323,12 @@ class Scdmac(ClusteringModel):
         if counts.shape[1] != self.n_input_genes_:
             raise ValueError(f"counts have {counts.shape[1]} genes; the model was fitted on {self.n_input_genes_}")
         totals = np.asarray(counts.sum(axis=1)).ravel()
-        counts = counts[:, self.genes_].toarray()
         # per 10^4 (SPEC §2.1), not per median library size (scMAE's normalize_per_cell; its own baron_mouse
         # 0.889 against 0.876 per 10^4). For scDMAC (2026-12-02, seeds 0–2): baron_mouse 0.868 against 0.861,
         # pbmc4k 0.713 / 0.703, mouse_bladder_2100 0.587 / 0.582, zeisel 0.890 / 0.892, human_kidney 0.614 /
         # 0.685 (its median over the file's 2000 genes is 263 counts: log1p of almost raw counts)
-        logged = np.log1p(counts * (TARGET_SUM / totals)[:, None]).astype(np.float32)
+        logged = log_normalize(counts)[:, self.genes_].toarray()
+        counts = counts[:, self.genes_].toarray()
         mean, sd = logged.mean(axis=0), logged.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0).astype(np.float32)  # constant genes become 0
         # not clipped: at |z| ≤ 10 (Seurat's and scanpy's max_value) baron_mouse went 0.857 → 0.878 and

@@ -12,6 +12,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from scatlas.io import atomic_output, read_h5ad
+from scatlas.preprocess.normalize import TARGET_SUM, log_normalize, mark_highly_variable
 
 log = logging.getLogger(__name__)
 QC_COLUMNS = ["kind", "id", "study", "reason"]
@@ -66,25 +67,24 @@ def qc_filter(
 
 def normalize(
     adata: ad.AnnData,
-    target_sum: float = 1e4,
+    target_sum: float = TARGET_SUM,
     n_top_genes: int = 2000,
     hvg_flavor: str = "seurat",
     batch_key: str | None = None,
 ) -> ad.AnnData:
-    """Raw counts in ``X`` → layer ``counts`` (int), ``X`` = log1p(counts / size_factor).
+    """Raw counts in ``X`` → layer ``counts`` (int), ``X`` = log1p(counts / size_factor) (float32,
+    :func:`~scatlas.preprocess.normalize.log_normalize`, as the clustering methods see it).
 
     ``obs['size_factor']`` = total counts / ``target_sum``, so that counts / size_factor sums to
-    ``target_sum`` in every cell (scanpy ``normalize_total``). ``var['highly_variable']`` marks the
-    ``n_top_genes`` most variable genes (at most all genes) on the log scale.
+    ``target_sum`` in every cell. ``var['highly_variable']`` marks the ``n_top_genes`` most variable
+    genes (at most all genes) on the log scale (:func:`~scatlas.preprocess.normalize.mark_highly_variable`).
     """
     counts = sp.csr_matrix(adata.X).astype(np.int32)
     adata.layers["counts"] = counts
-    adata.X = counts.astype(np.float32)
     adata.obs["size_factor"] = np.asarray(counts.sum(axis=1)).ravel() / target_sum
-    sc.pp.normalize_total(adata, target_sum=target_sum)
-    sc.pp.log1p(adata)
-    n_top_genes = min(n_top_genes, adata.n_vars)
-    sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor=hvg_flavor, batch_key=batch_key)
+    adata.X = log_normalize(counts.astype(np.float32), target_sum)
+    adata.uns["log1p"] = {"base": None}  # as scanpy's log1p records it: its later steps read the base there
+    mark_highly_variable(adata, n_top_genes, hvg_flavor, batch_key)
     return adata
 
 
@@ -97,7 +97,7 @@ def preprocess_atlas(
     max_mito_fraction: float = 0.10,
     min_cells: int = 3,
     mito_prefix: str = "mt-",
-    target_sum: float = 1e4,
+    target_sum: float = TARGET_SUM,
     n_top_genes: int = 2000,
     hvg_flavor: str = "seurat",
     batch_key: str | None = None,

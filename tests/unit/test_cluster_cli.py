@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from conftest import SHARED
 
 from scatlas.cli import main
-from scatlas.cluster.data import highly_variable
+from scatlas.preprocess.normalize import highly_variable
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
 
