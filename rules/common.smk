@@ -159,14 +159,14 @@ DEEP_METHODS = ["scdmac", "scsmd"]
 BASELINE_METHODS = ["pca-kmeans", "leiden"]
 # The package files (under scatlas/) each method's results depend on. They are inputs of its jobs:
 # editing a model's code reruns that model's jobs and nothing else. (The deep models use
-# cluster/baselines.py only to estimate K, which the workflow always gives.)
+# partition.py's Leiden only to estimate K, which the workflow always gives.)
 CLUSTER_CODE = {
-    "shared": ["cluster/__init__.py", "cluster/data.py"],
+    "shared": ["cluster/__init__.py", "cluster/data.py", "preprocess/normalize.py"],
     "scdmac": [
         "models/scdmac.py",
         "models/base.py",
         "models/training.py",
-        "cluster/consensus.py",
+        "partition.py",
         "nn/scdmac.py",
         "nn/clustering.py",
         "nn/count_likelihood.py",
@@ -180,7 +180,7 @@ CLUSTER_CODE = {
         "nn/count_likelihood.py",
     ],
     "pca-kmeans": ["cluster/baselines.py"],
-    "leiden": ["cluster/baselines.py"],
+    "leiden": ["cluster/baselines.py", "partition.py"],
 }
 
 

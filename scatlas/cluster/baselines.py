@@ -10,6 +10,7 @@ import scanpy as sc
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
+from scatlas.partition import estimate_n_clusters, knn_graph, leiden_labels
 from scatlas.preprocess.normalize import highly_variable, log_normalize
 
 log = logging.getLogger(__name__)
@@ -26,33 +27,6 @@ def pca_embedding(counts: sp.spmatrix, n_top_genes: int = 2000, n_comps: int = 5
     n_comps = min(n_comps, min(adata.shape) - 1)
     sc.pp.pca(adata, n_comps=n_comps, random_state=seed, svd_solver="arpack")
     return adata.obsm["X_pca"]
-
-
-def knn_graph(embedding: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> ad.AnnData:
-    """An AnnData holding scanpy's kNN graph of ``embedding`` (cells × dimensions), ready for Leiden."""
-    adata = ad.AnnData(sp.csr_matrix((embedding.shape[0], 0), dtype=np.float32), obsm={"X_emb": embedding})
-    # exact kNN (scikit-learn): from 8192 cells scanpy 1.11 otherwise takes pynndescent's graph, a scipy
-    # sparse array it then fails on (csr_array has no getnnz since scipy 1.14)
-    sc.pp.neighbors(
-        adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_emb", random_state=seed, transformer="sklearn"
-    )
-    return adata
-
-
-def leiden_labels(graph: ad.AnnData, resolution: float, seed: int = 0) -> np.ndarray:
-    """Leiden communities (igraph) of :func:`knn_graph`'s graph at ``resolution``."""
-    sc.tl.leiden(graph, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2, directed=False)
-    return graph.obs["leiden"].astype(int).to_numpy()
-
-
-def estimate_n_clusters(embedding: np.ndarray, seed: int = 0, resolution: float = 1.0, n_neighbors: int = 15) -> int:
-    """K when it is not given (SPEC §2.1): the number of Leiden communities at ``resolution`` (scanpy's
-    default, 1) on the kNN graph of ``embedding``."""
-    k = len(np.unique(leiden_labels(knn_graph(embedding, seed, n_neighbors), resolution, seed)))
-    log.info(
-        "estimated K = %d (Leiden at resolution %g on the %d-dimensional embedding)", k, resolution, embedding.shape[1]
-    )
-    return k
 
 
 def pca_kmeans(

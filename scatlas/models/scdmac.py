@@ -29,8 +29,6 @@ from sklearn.metrics import pairwise_distances, silhouette_score
 from sklearn.neighbors import NearestNeighbors
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from scatlas.cluster.baselines import estimate_n_clusters
-from scatlas.cluster.consensus import ensemble_partition
 from scatlas.models.base import ClusteringModel, Params
 from scatlas.models.training import adam, batch_starts, deterministic
 from scatlas.nn.clustering import (
@@ -43,6 +41,7 @@ from scatlas.nn.clustering import (
     weighted_centres,
 )
 from scatlas.nn.scdmac import MaskingAutoencoder, ZINBAutoencoder
+from scatlas.partition import ensemble_partition, estimate_n_clusters
 from scatlas.preprocess.normalize import TARGET_SUM, highly_variable, log_normalize
 
 log = logging.getLogger(__name__)
@@ -225,7 +224,7 @@ class ScdmacParams(Params):
     # chosen partition: each type a segment along depth, not a sphere) 0.875 / 0.681 / 0.577 / 0.683 / 0.876.
     centre_selection: str = "silhouette"
     # fits (members) that scatlas cluster combines: their partitions by consensus (the co-association's average
-    # linkage or a member's partition, whichever agrees best with all: scatlas.cluster.consensus), their
+    # linkage or a member's partition, whichever agrees best with all: scatlas.partition), their
     # embeddings side by side. Most of the seed-to-seed spread comes from training, not from K-means: a
     # plain fit of human_kidney falls into one of two partitions (ARI about 0.75 or 0.53), and three plain
     # members (ema_decay 0) do not mend it (0.709 ± 0.081; on seed 1 two of three fell into the poor one).
@@ -302,7 +301,7 @@ class Scdmac(ClusteringModel):
 
     Constructed as :class:`~scatlas.models.base.ClusteringModel` with :class:`ScdmacParams`; without
     ``n_clusters`` k is estimated after the masking stage (Leiden at resolution 1 on the embedding,
-    :func:`scatlas.cluster.baselines.estimate_n_clusters`). The seed fixes weights, batches, masks,
+    :func:`scatlas.partition.estimate_n_clusters`). The seed fixes weights, batches, masks,
     augmentations and K-means.
     """
 
@@ -602,7 +601,7 @@ def fit_ensemble(
     """scDMAC as ``scatlas cluster`` runs it: ``params.ensemble`` fits seeded by :func:`member_seeds` →
     (labels, embedding, fitted members).
 
-    Labels: the consensus of the members' partitions (:func:`scatlas.cluster.consensus.ensemble_partition`)
+    Labels: the consensus of the members' partitions (:func:`scatlas.partition.ensemble_partition`)
     at the first member's number of clusters (its estimate when ``n_clusters`` is None; the others are
     fitted with it). Embedding: the members' embeddings side by side, each divided by its overall sd so
     that every member weighs the same. One member: its own labels and embedding.

@@ -23,12 +23,12 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import KMeans
 
-from scatlas.cluster.baselines import estimate_n_clusters
 from scatlas.models.base import ClusteringModel, Params
 from scatlas.models.training import adam, deterministic
 from scatlas.nn.clustering import fuzzy_memberships, pairwise_similarity_loss, squared_distances, weighted_centres
 from scatlas.nn.count_likelihood import nb_nll
 from scatlas.nn.scsmd import N_PIXELS, CellNet, ConvNBAutoencoder
+from scatlas.partition import estimate_n_clusters
 from scatlas.preprocess.normalize import highly_variable, log_normalize
 
 log = logging.getLogger(__name__)

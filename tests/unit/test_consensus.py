@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from scatlas.cluster.consensus import consensus_partition, ensemble_partition
+from scatlas.partition import consensus_partition, ensemble_partition
 
 
 def test_cells_join_the_group_that_most_partitions_put_them_in():

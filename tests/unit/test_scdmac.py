@@ -10,11 +10,10 @@ from conftest import SHARED
 from sklearn.metrics import adjusted_rand_score
 
 from scatlas.cluster import cluster_counts
-from scatlas.cluster.baselines import estimate_n_clusters
-from scatlas.cluster.consensus import ensemble_partition
 from scatlas.models import Scdmac, ScdmacParams
 from scatlas.models.scdmac import differ_probability, ema_decay_for, fit_ensemble, mask_probability, member_seeds
 from scatlas.nn.scdmac import MaskingAutoencoder
+from scatlas.partition import ensemble_partition, estimate_n_clusters
 
 DENG = SHARED / "data" / "benchmarks" / "deng_subset_133.h5ad"
 BARON = SHARED / "data" / "benchmarks" / "baron_mouse.h5ad"

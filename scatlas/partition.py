@@ -1,17 +1,50 @@
-"""Consensus of several partitions of the same cells (cluster ensembles): average linkage on the
-co-association distance (Fred & Jain 2005, "evidence accumulation"; SC3's consensus step, Kiselev et
-al. 2017), and the choice of the candidate that shares the most information with the partitions
-(Strehl & Ghosh 2002)."""
+"""Partitions of cells that the clustering baselines and the deep models share: Leiden communities of a kNN
+graph (and K estimated from them when it is not given), and the consensus of several partitions.
+
+The consensus (cluster ensembles): average linkage on the co-association distance (Fred & Jain 2005,
+"evidence accumulation"; SC3's consensus step, Kiselev et al. 2017), and the choice of the candidate
+that shares the most information with the partitions (Strehl & Ghosh 2002).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 
+import anndata as ad
 import numpy as np
+import scanpy as sc
+import scipy.sparse as sp
 from sklearn.metrics import normalized_mutual_info_score
 
 log = logging.getLogger(__name__)
+
+
+def knn_graph(embedding: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> ad.AnnData:
+    """An AnnData holding scanpy's kNN graph of ``embedding`` (cells × dimensions), ready for Leiden."""
+    adata = ad.AnnData(sp.csr_matrix((embedding.shape[0], 0), dtype=np.float32), obsm={"X_emb": embedding})
+    # exact kNN (scikit-learn): from 8192 cells scanpy 1.11 otherwise takes pynndescent's graph, a scipy
+    # sparse array it then fails on (csr_array has no getnnz since scipy 1.14)
+    sc.pp.neighbors(
+        adata, n_neighbors=min(n_neighbors, adata.n_obs - 1), use_rep="X_emb", random_state=seed, transformer="sklearn"
+    )
+    return adata
+
+
+def leiden_labels(graph: ad.AnnData, resolution: float, seed: int = 0) -> np.ndarray:
+    """Leiden communities (igraph) of :func:`knn_graph`'s graph at ``resolution``."""
+    sc.tl.leiden(graph, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2, directed=False)
+    return graph.obs["leiden"].astype(int).to_numpy()
+
+
+def estimate_n_clusters(embedding: np.ndarray, seed: int = 0, resolution: float = 1.0, n_neighbors: int = 15) -> int:
+    """K when it is not given (SPEC §2.1): the number of Leiden communities at ``resolution`` (scanpy's
+    default, 1) on the kNN graph of ``embedding``."""
+    k = len(np.unique(leiden_labels(knn_graph(embedding, seed, n_neighbors), resolution, seed)))
+    log.info(
+        "estimated K = %d (Leiden at resolution %g on the %d-dimensional embedding)", k, resolution, embedding.shape[1]
+    )
+    return k
 
 
 def consensus_partition(partitions: Sequence[np.ndarray], n_clusters: int) -> np.ndarray:
