@@ -37,6 +37,7 @@ from scatlas.cluster.data import read_counts
 from scatlas.evaluate import clustering_scores
 from scatlas.io import read_h5ad
 from scatlas.models.base import PRECISIONS
+from scatlas.registry import CLUSTERING
 
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 BENCHMARKS = SHARED / "data" / "benchmarks"
@@ -54,20 +55,24 @@ DATASETS = [
     "cite_cbmc_top2000",
     "mouse_bladder_top2000",
 ]
-# method name → (clustering method, parameters); the ablations of seed 001 Table 5
-# The defaults leave the paper's denoising and augmentations off (see ScdmacParams): "scdmac-full" is
-# the paper's whole model, "+Z" adds the denoising alone, "+A" the augmentations alone.
+# the ablations of seed 001 Table 5: row name → parameters. The defaults leave the paper's denoising and
+# augmentations off (see ScdmacParams): "scdmac-full" is the paper's whole model, "+Z" adds the
+# denoising alone, "+A" the augmentations alone.
 PAPER_AUGMENTATIONS = {"gene_zero_rate": 0.1, "noise_variance": 0.6, "neighbour_swap_rate": 0.2}
+ABLATIONS = {
+    "scdmac": {
+        "scdmac-full": {"denoise": True, **PAPER_AUGMENTATIONS},
+        "scdmac+Z": {"denoise": True},
+        "scdmac+A": PAPER_AUGMENTATIONS,
+        "scdmac-W": {"weighted_reconstruction": False},
+        "scdmac-P": {"mask_predictor": False},
+    }
+}
+# row name → (clustering method, parameters): every method of the registry, each followed by its ablations
 METHODS = {
-    "scdmac": ("scdmac", {}),
-    "scdmac-full": ("scdmac", {"denoise": True, **PAPER_AUGMENTATIONS}),
-    "scdmac+Z": ("scdmac", {"denoise": True}),
-    "scdmac+A": ("scdmac", PAPER_AUGMENTATIONS),
-    "scdmac-W": ("scdmac", {"weighted_reconstruction": False}),
-    "scdmac-P": ("scdmac", {"mask_predictor": False}),
-    "scsmd": ("scsmd", {}),
-    "pca-kmeans": ("pca-kmeans", {}),
-    "leiden": ("leiden", {}),
+    row: (method, params)
+    for method in CLUSTERING.names()
+    for row, params in {method: {}, **ABLATIONS.get(method, {})}.items()
 }
 # SPEC §4: published ARI / NMI on the papers' versions of these sets
 PUBLISHED = {
@@ -123,9 +128,10 @@ def main() -> int:
         k = len(np.unique(truth))
         for name in args.methods:
             method, params = METHODS[name]
-            if method in ("scdmac", "scsmd") and args.mixed_precision != "auto":
+            deep = CLUSTERING.method(method).kind == "deep"
+            if deep and args.mixed_precision != "auto":
                 params, name = {**params, "mixed_precision": args.mixed_precision}, f"{name}[{args.mixed_precision}]"
-            if method in ("scdmac", "scsmd") and args.param:
+            if deep and args.param:
                 params = {**params, **dict(args.param)}
                 name += "[" + ",".join(f"{key}={value}" for key, value in args.param) + "]"
             for seed in args.seeds:

@@ -11,7 +11,7 @@ rule cluster_deep:
     benchmark:
         "results/benchmarks/cluster/{dataset}/{method}/seed{seed}.tsv"
     wildcard_constraints:
-        method="|".join(DEEP_METHODS),
+        method=CLUSTERING.pattern("deep"),
     conda:
         "../envs/scatlas.yaml"
     threads: 2
@@ -28,7 +28,7 @@ rule cluster_deep:
 
 use rule cluster_deep as cluster_baseline with:
     wildcard_constraints:
-        method="|".join(BASELINE_METHODS),
+        method=CLUSTERING.pattern("baseline"),
     resources:
         mem_mb=8000,
         runtime=60,

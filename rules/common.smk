@@ -10,6 +10,7 @@ from scatlas.config import validation_message
 from scatlas.io import InputError
 from scatlas.reference.index import hisat2_index_files
 from scatlas.reference.sources import download_name, is_url
+from scatlas.registry import CLUSTERING
 from scatlas.sheets import fetched, load_runs, load_samples, runs_schema
 
 try:
@@ -155,33 +156,6 @@ def de_outputs():
 
 # ---- cluster: methods × datasets × seeds (config section `cluster`) ----
 CLUSTER = config.get("cluster", {})
-DEEP_METHODS = ["scdmac", "scsmd"]
-BASELINE_METHODS = ["pca-kmeans", "leiden"]
-# The package files (under scatlas/) each method's results depend on. They are inputs of its jobs:
-# editing a model's code reruns that model's jobs and nothing else. (The deep models use
-# partition.py's Leiden only to estimate K, which the workflow always gives.)
-CLUSTER_CODE = {
-    "shared": ["cluster/__init__.py", "cluster/data.py", "preprocess/normalize.py"],
-    "scdmac": [
-        "models/scdmac.py",
-        "models/base.py",
-        "models/training.py",
-        "partition.py",
-        "nn/scdmac.py",
-        "nn/clustering.py",
-        "nn/count_likelihood.py",
-    ],
-    "scsmd": [
-        "models/scsmd.py",
-        "models/base.py",
-        "models/training.py",
-        "nn/scsmd.py",
-        "nn/clustering.py",
-        "nn/count_likelihood.py",
-    ],
-    "pca-kmeans": ["cluster/baselines.py"],
-    "leiden": ["cluster/baselines.py", "partition.py"],
-}
 
 
 def cluster_runs():
@@ -199,7 +173,9 @@ def cluster_outputs(pattern):
 
 
 def cluster_code(wildcards):
-    files = CLUSTER_CODE["shared"] + CLUSTER_CODE[wildcards.method]
+    """The package files the method's results depend on (scatlas/registry.py): editing a model's code
+    reruns that model's jobs and nothing else."""
+    files = CLUSTERING.code_of(wildcards.method)
     return [f"{workflow.basedir}/scatlas/{name}" for name in files]
 
 

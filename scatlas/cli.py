@@ -10,6 +10,7 @@ from pathlib import Path
 
 from scatlas import __version__
 from scatlas.io import InputError
+from scatlas.registry import CLUSTERING
 from scatlas.repositories.accessions import AccessionError
 from scatlas.repositories.http import RemoteError
 from scatlas.tools import ToolError
@@ -245,14 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--output", required=True, help="DIR: DIR/{cell_type}.tsv and DIR/_index.tsv")
     de.set_defaults(func=_de)
 
+    methods = CLUSTERING.methods.values()
     cluster = commands.add_parser("cluster", help="cluster the cells of an h5ad of raw counts")
     cluster.add_argument(
         "--method",
         required=True,
-        choices=["scdmac", "scsmd", "pca-kmeans", "leiden"],
-        help="scdmac: denoising + masking autoencoder (SPEC 2.1); scsmd: convolutional NB autoencoder "
-        "with a multi-dilated attention gate + CellNet (SPEC 2.2); pca-kmeans, leiden: scanpy "
-        "baselines",
+        choices=CLUSTERING.names(),
+        help="; ".join(f"{method.name}: {method.summary}" for method in methods),
     )
     cluster.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
     cluster.add_argument(
@@ -263,7 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
     cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
-    cluster.add_argument("--config", help="YAML mapping of parameters (fields of ScdmacParams or ScsmdParams)")
+    cluster.add_argument(
+        "--config",
+        help="YAML mapping of the method's parameters: the fields of "
+        + ", ".join(f"{method.params.partition(':')[2]} ({method.name})" for method in methods),
+    )
     cluster.add_argument("--threads", type=_positive_int, help="CPU threads of torch (default: the cores)")
     cluster.add_argument("--output", required=True, help="TSV cell, cluster (input order); OUT.embedding.npy beside it")
     cluster.set_defaults(func=_cluster)

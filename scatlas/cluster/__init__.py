@@ -1,7 +1,7 @@
-"""Clustering of raw-count h5ad files: the methods registry behind ``scatlas cluster`` (SPEC §6).
+"""Clustering of raw-count h5ad files: ``scatlas cluster`` (SPEC §6).
 
-Methods: ``scdmac`` (:class:`scatlas.models.Scdmac`), ``scsmd`` (:class:`scatlas.models.Scsmd`),
-``pca-kmeans`` and ``leiden`` (scanpy baselines).
+The methods (``scdmac``, ``scsmd``, and the scanpy baselines ``pca-kmeans`` and ``leiden``) are those of
+:data:`scatlas.registry.CLUSTERING`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import yaml
 
 from scatlas.cluster.data import CountMatrix, read_counts
 from scatlas.io import InputError, atomic_output
+from scatlas.registry import CLUSTERING
 
 log = logging.getLogger(__name__)
-
-METHODS = ("scdmac", "scsmd", "pca-kmeans", "leiden")
 
 
 def load_params(path: str | os.PathLike | None) -> dict:
@@ -51,31 +50,13 @@ def cluster_counts(
 
     ``n_clusters`` None: K is estimated (Leiden at resolution 1 on the method's embedding).
 
-    ``params``: the method's keyword parameters (the fields of :class:`~scatlas.models.ScdmacParams` or
-    :class:`~scatlas.models.ScsmdParams`); an unknown name raises ``KeyError``.
+    ``params``: the method's parameters by name (the fields of its parameter class, e.g.
+    :class:`~scatlas.models.ScdmacParams`); an unknown method, or an unknown or mistyped parameter,
+    raises ``KeyError``.
     """
-    params = dict(params or {})
-    if method == "scsmd":
-        from scatlas.models.scsmd import Scsmd, ScsmdParams
-
-        model = Scsmd(n_clusters, ScsmdParams.from_dict(params), seed, device).fit(counts, gene_names)
-        return model.labels_, model.embedding_
-    if method == "scdmac":
-        from scatlas.models.scdmac import ScdmacParams, fit_ensemble
-
-        params = ScdmacParams.from_dict(params)
-        labels, embedding, _ = fit_ensemble(counts, n_clusters, params, seed, device, gene_names)
-        return labels, embedding
-    from scatlas.cluster import baselines
-
-    function = {"pca-kmeans": baselines.pca_kmeans, "leiden": baselines.leiden}.get(method)
-    if function is None:
-        raise KeyError(f"unknown clustering method {method!r}; choose from {', '.join(METHODS)}")
-    known = set(function.__code__.co_varnames[3 : function.__code__.co_argcount])
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise KeyError(f"unknown {method} parameter(s): {', '.join(unknown)}")
-    return function(counts, n_clusters, seed=seed, **params)
+    entry = CLUSTERING.method(method)
+    fit = entry.fit_function()
+    return fit(counts, n_clusters, entry.parameters(params or {}), seed, device, gene_names)
 
 
 def embedding_path(output: str | os.PathLike) -> Path:

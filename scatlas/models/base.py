@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
-import typing
 from typing import ClassVar
 
 import numpy as np
@@ -16,6 +14,7 @@ import scipy.sparse as sp
 import torch
 
 from scatlas.models.training import choose_device, epochs_for, shuffled_batches
+from scatlas.params import MethodParams
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +23,8 @@ PRECISIONS = ("auto", "bfloat16", "float32")
 
 
 @dataclasses.dataclass
-class Params:
-    """Base of a model's hyper-parameter dataclass; ``model_name`` names it in errors.
+class Params(MethodParams):
+    """Base of a deep model's hyper-parameter dataclass (read from a mapping as every method's are).
 
     ``mixed_precision``: "auto" = the networks under bfloat16 autocast on CUDA, float32 on the CPU;
     "bfloat16" = autocast on the CPU too (losses stay float32): on CPUs with native bfloat16 (AVX-512
@@ -39,65 +38,6 @@ class Params:
 
     def __post_init__(self):
         self._check_choice("mixed_precision", PRECISIONS)
-
-    def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
-        """Raise ``ValueError`` naming the field ``name`` when its value is not one of ``allowed``."""
-        value = getattr(self, name)
-        if value not in allowed:
-            raise ValueError(f"{self.model_name} {name} must be {' or '.join(map(repr, allowed))}, not {value!r}")
-
-    @classmethod
-    def from_dict(cls, values: dict):
-        """Parameters from a mapping; an unknown key or a bad value raises ``KeyError`` naming it."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise KeyError(f"unknown {cls.model_name} parameter(s): {', '.join(unknown)}")
-        hints = typing.get_type_hints(cls)
-        try:
-            return cls(**{name: cls._typed(name, hints[name], value) for name, value in values.items()})
-        except ValueError as err:
-            raise KeyError(str(err)) from None
-
-    @classmethod
-    def _typed(cls, name: str, hint, value):
-        """``value`` as the field ``name``'s type ``hint``, or ``ValueError`` naming it. YAML 1.1 (PyYAML)
-        reads ``1e-3`` as a string (its floats need a dot: ``1.0e-3``), so a float field takes a string
-        that reads as a number; an int field takes an integral number; nothing else is converted."""
-
-        def refuse(kind: str):
-            return ValueError(f"{cls.model_name} {name} must be {kind}, not {value!r}")
-
-        if hint is bool:
-            if not isinstance(value, bool):
-                raise refuse("true or false")
-            return value
-        if hint is float:
-            try:
-                number = float(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None
-            except ValueError:
-                number = None
-            if number is None or not math.isfinite(number):
-                raise refuse("a finite number")
-            return number
-        if hint is int:
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value != int(value)
-            ):
-                raise refuse("a whole number")
-            return int(value)
-        if hint is str:
-            if not isinstance(value, str):
-                raise refuse("a string")
-            return value
-        if typing.get_origin(hint) is list:
-            if not isinstance(value, list):
-                raise refuse("a list")
-            return [cls._typed(name, typing.get_args(hint)[0], item) for item in value]
-        return value
 
 
 class ClusteringModel:

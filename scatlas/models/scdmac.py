@@ -617,3 +617,17 @@ def fit_ensemble(
     labels = ensemble_partition([member.labels_ for member in members], members[0].n_clusters_)
     embedding = np.hstack([member.embedding_ / max(float(member.embedding_.std()), 1e-12) for member in members])
     return labels, embedding, members
+
+
+def fit_clusters(
+    counts: sp.spmatrix,
+    n_clusters: int | None,
+    params: ScdmacParams | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    gene_names=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """scDMAC as ``scatlas cluster`` runs it on raw counts (cells × genes): :func:`fit_ensemble`'s
+    (labels, embedding)."""
+    labels, embedding, _ = fit_ensemble(counts, n_clusters, params, seed, device, gene_names)
+    return labels, embedding

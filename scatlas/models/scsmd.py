@@ -242,3 +242,16 @@ class Scsmd(ClusteringModel):
     def transform(self, counts: sp.spmatrix) -> np.ndarray:
         """Latent u (cells × latent) of new cells' raw counts over the fitted input's genes (same order)."""
         return self._encode(self._images(counts)).cpu().numpy()
+
+
+def fit_clusters(
+    counts: sp.spmatrix,
+    n_clusters: int | None,
+    params: ScsmdParams | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    gene_names=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """scSMD as ``scatlas cluster`` runs it: one fit on raw counts (cells × genes) → (labels, latent u)."""
+    model = Scsmd(n_clusters, params, seed, device).fit(counts, gene_names)
+    return model.labels_, model.embedding_
