@@ -134,4 +134,48 @@ CLUSTERING = _stage(
     ),
 )
 
-STAGES = (CLUSTERING,)
+_IMPUTATION_BASELINE = "scatlas.impute.baselines"
+
+# An imputation method's fit is called as fit(x, params, seed, device, reference) → the imputed matrix
+# (cells × genes, dense, ln(1 + x) scale), x the log expression of a set (cells × genes, CSR; zeros
+# unobserved), reference the same for a reference set over the same genes (translate only, else None).
+IMPUTATION = _stage(
+    "impute",
+    ("impute/__init__.py", "impute/data.py", "impute/benchmark.py", "preprocess/normalize.py", "params.py"),
+    Method(
+        "late",
+        "deep",
+        "LATE: autoencoder on ln(1 + x), loss on the observed entries only (SPEC 2.3)",
+        fit="scatlas.models.late:fit_late",
+        params="scatlas.models.late:LateParams",
+        code=("models/late.py", "nn/late.py", "models/base.py", "models/training.py"),
+    ),
+    Method(
+        "translate",
+        "deep",
+        "TRANSLATE: LATE trained on a reference, then fine-tuned on the target (SPEC 2.3)",
+        fit="scatlas.models.late:fit_translate",
+        params="scatlas.models.late:LateParams",
+        code=("models/late.py", "nn/late.py", "models/base.py", "models/training.py"),
+    ),
+    *(
+        Method(
+            name,
+            "baseline",
+            summary,
+            fit=f"{_IMPUTATION_BASELINE}:{fit}",
+            params=f"{_IMPUTATION_BASELINE}:{params}",
+            code=("impute/baselines.py",),
+        )
+        for name, summary, fit, params in (
+            ("none", "no imputation: unobserved entries stay zero", "no_imputation", "NoParams"),
+            ("gene_mean", "each gene's mean observed value", "gene_mean", "NoParams"),
+            ("cell_gene_mean", "each cell's mean observed value plus the gene's offset", "cell_gene_mean", "NoParams"),
+            ("knn", "mean over the 15 nearest cells in 50 principal components", "knn_smoothing", "KnnParams"),
+            ("magic", "MAGIC (magic-impute), its defaults", "magic", "MagicParams"),
+            ("alra", "ALRA-style thresholded low-rank approximation", "alra", "AlraParams"),
+        )
+    ),
+)
+
+STAGES = (CLUSTERING, IMPUTATION)
