@@ -5,7 +5,10 @@ to a library of realistic size. scatlas' path = FASTQ checks + HISAT2 | samtools
 featureCounts + flagstat; bare = ``hisat2 ... > /dev/null`` (and, for reference, HISAT2 writing
 its SAM to a file). Prints wall times and the ratios.
 
-    python benchmarks/align_quant.py [--copies 150] [--threads 2] [--repeats 3]
+    python benchmarks/align_quant.py [--copies 150] [--threads 2] [--repeats 3] [--output OUT.tsv]
+
+Results: ``benchmarks/results/<date>_<commit>/align_quant.tsv`` (default): one row per path × repeat;
+``align_quant.env.json`` beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import add_output_argument, write_result
 
 from scatlas.align import align_run
 from scatlas.quant import quantify_run
@@ -40,6 +48,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=150, help="times the 3,002 read pairs are repeated")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    add_output_argument(parser, "align_quant")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -84,6 +93,12 @@ def main() -> None:
             for name, task in (("bare", bare), ("bare_to_file", bare_to_file), ("scatlas", scatlas)):
                 times[name].append(timed(task))
     median = {name: statistics.median(values) for name, values in times.items()}
+    rows = [
+        {"path": name, "repeat": repeat, "seconds": seconds, "read_pairs": 3002 * args.copies, "threads": args.threads}
+        for name, values in times.items()
+        for repeat, seconds in enumerate(values)
+    ]
+    write_result("align_quant", pd.DataFrame(rows), args.output, float_format="%.3f")
     print(f"read pairs: {3002 * args.copies:,}  threads: {args.threads}  repeats: {args.repeats}")
     print(f"cpus: {os.cpu_count()}")
     print(f"bare hisat2, SAM to /dev/null:  {median['bare']:.2f} s (median)")

@@ -6,6 +6,10 @@ X float32), one study missing 500 genes so that the common gene set is a real in
 The merge runs in a child process; its peak resident memory is the child's ``ru_maxrss``.
 
     nice -n 10 .venv/bin/python benchmarks/atlas_merge.py [--studies 10] [--cells 20000] [--genes 20000]
+        [--output OUT.tsv]
+
+Results: ``benchmarks/results/<date>_<commit>/atlas_merge.tsv`` (default): one row per run;
+``atlas_merge.env.json`` beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import multiprocessing
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +27,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import add_output_argument, write_result
 
 
 def write_study(path: Path, study: str, n_cells: int, genes: pd.Index, density: float, seed: int) -> int:
@@ -55,6 +63,7 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.05)
     parser.add_argument("--compression", default="gzip", help="atlas compression (gzip, lzf or none)")
     parser.add_argument("--workdir", default=None, help="where the studies are written (default: a temp dir)")
+    add_output_argument(parser, "atlas_merge")
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="atlas_merge_"))
     genes = pd.Index([f"G{i:05d}" for i in range(args.genes)])
@@ -65,10 +74,11 @@ def main() -> None:
         files[study] = workdir / f"{study}.h5ad"
         nnz += write_study(files[study], study, args.cells, study_genes, args.density, seed=number)
     written = sum(f.stat().st_size for f in files.values()) / 2**30
+    write_seconds = time.perf_counter() - start
     print(
         f"inputs: {args.studies} studies, {args.studies * args.cells} cells x {args.genes} genes, {nnz:,} non-zero "
         f"({nnz / (args.studies * args.cells * args.genes):.1%}), {written:.2f} GiB, written in "
-        f"{time.perf_counter() - start:.0f} s"
+        f"{write_seconds:.0f} s"
     )
     context = multiprocessing.get_context("spawn")
     result = context.Queue()
@@ -82,6 +92,22 @@ def main() -> None:
         f"merge_studies: {n_cells} cells x {n_genes} genes in {wall:.1f} s wall, peak RSS {peak_kib / 2**20:.2f} GiB "
         f"(goal <= 4 GB); atlas {size:.2f} GiB ({args.compression})"
     )
+    row = {
+        "studies": args.studies,
+        "cells_per_study": args.cells,
+        "genes": args.genes,
+        "density": args.density,
+        "nonzero": nnz,
+        "inputs_gib": written,
+        "inputs_write_seconds": write_seconds,
+        "atlas_cells": n_cells,
+        "atlas_genes": n_genes,
+        "compression": args.compression,
+        "merge_seconds": wall,
+        "peak_rss_gib": peak_kib / 2**20,
+        "atlas_gib": size,
+    }
+    write_result("atlas_merge", pd.DataFrame([row]), args.output, float_format="%.3f")
     if not args.workdir:
         shutil.rmtree(workdir)
 

@@ -2,13 +2,18 @@
 
 For every selected dataset × method × seed: fit on ``X`` (raw counts) with k = number of labels,
 score against ``obs['label']``, time the fit. Prints and writes (TSV) one row per run and a summary
-of mean ± sd ARI / NMI and mean fit time per dataset × method, with the published figures of
-SPEC §4 beside (our files differ from the papers': see ../shared/data/benchmarks/README.md).
-Rows are appended as they finish, so a long run that is stopped keeps what it measured.
+of mean ± sd ARI / NMI and mean fit time per dataset × method, with the papers' published figures
+beside (the benchmark files differ from the papers' versions of the sets: see the README of the
+benchmark sets, ``$SCATLAS_SHARED/data/benchmarks/README.md``). The table is rewritten as each run
+finishes, so a long run that is stopped keeps what it measured; the rows of an earlier run into the
+same ``--output`` are kept.
 
     python benchmarks/clustering.py [--datasets zeisel baron_mouse] [--methods scdmac pca-kmeans]
         [--seeds 0 1 2 3 4] [--device auto] [--mixed-precision auto] [--param n_top_genes=2000 ...]
-        [--output results/benchmarks/clustering.tsv]
+        [--output OUT.tsv]
+
+Results: ``benchmarks/results/<date>_<commit>/clustering.tsv`` (default), ``clustering.summary.tsv``
+and ``clustering.env.json`` beside it.
 
 ``--mixed-precision bfloat16`` runs the deep models' networks under bfloat16 autocast on the CPU too
 (``Params.mixed_precision``); the rows are then named ``scdmac[bfloat16]`` etc. ``--param KEY=VALUE``
@@ -31,6 +36,9 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import add_output_argument, result_path, write_result
 
 from scatlas.cluster import cluster_counts
 from scatlas.cluster.data import read_counts
@@ -55,7 +63,7 @@ DATASETS = [
     "cite_cbmc_top2000",
     "mouse_bladder_top2000",
 ]
-# the ablations of seed 001 Table 5: row name → parameters. The defaults leave the paper's denoising and
+# the ablations of the scDMAC paper's Table 5: row name → parameters. The defaults leave the paper's denoising and
 # augmentations off (see ScdmacParams): "scdmac-full" is the paper's whole model, "+Z" adds the
 # denoising alone, "+A" the augmentations alone.
 PAPER_AUGMENTATIONS = {"gene_zero_rate": 0.1, "noise_variance": 0.6, "neighbour_swap_rate": 0.2}
@@ -74,9 +82,9 @@ METHODS = {
     for method in CLUSTERING.names()
     for row, params in {method: {}, **ABLATIONS.get(method, {})}.items()
 }
-# SPEC §4: published ARI / NMI on the papers' versions of these sets
+# published ARI / NMI on the papers' versions of these sets (scDMAC: Table 2 and Table 5; scSMD: Tables 2–3)
 PUBLISHED = {
-    ("zeisel", "scdmac"): "paper Zeisel has 12 types, 7 here; scMAE run here: 0.865 / 0.858 (seeds 0, 1)",
+    ("zeisel", "scdmac"): "paper Zeisel has 12 types, 7 here",
     ("zeisel", "scdmac-full"): "scDMAC ARI 0.7983 NMI 0.7692",
     ("zeisel", "scdmac+A"): "scDMAC-Z ARI 0.7694 NMI 0.7413 (no denoising)",
     ("zeisel", "scdmac-W"): "scDMAC-W ARI 0.7912 NMI 0.7624",
@@ -116,10 +124,10 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="a field of ScdmacParams / ScsmdParams, e.g. n_top_genes=2000",
     )
-    parser.add_argument("--output", default="results/benchmarks/clustering.tsv", help="per-run TSV (appended)")
+    add_output_argument(parser, "clustering")
     args = parser.parse_args()
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output = result_path("clustering", args.output)
+    rows = pd.read_csv(output, sep="\t").to_dict("records") if output.exists() else []
     print(f"cpus: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  cuda: {torch.cuda.is_available()}")
     for dataset in args.datasets:
         path = BENCHMARKS / f"{dataset}.h5ad"
@@ -153,9 +161,8 @@ def main() -> int:
                     "silhouette": scores["silhouette"],
                     "fit_seconds": seconds,
                 }
-                pd.DataFrame([row]).to_csv(
-                    output, sep="\t", index=False, mode="a", header=not output.exists(), float_format="%.4f"
-                )
+                rows.append(row)
+                write_result("clustering", pd.DataFrame(rows), output, float_format="%.4f")
                 print("\t".join(str(round(v, 4) if isinstance(v, float) else v) for v in row.values()), flush=True)
     summarize(output)
     return 0
@@ -174,7 +181,7 @@ def summarize(path: Path) -> pd.DataFrame:
     )
     summary["published"] = [PUBLISHED.get(index, "") for index in summary.index]
     summary = summary.reset_index()
-    summary.to_csv(path.with_name(path.stem + ".summary.tsv"), sep="\t", index=False, float_format="%.4f")
+    write_result("clustering", summary, path.with_name(path.stem + ".summary.tsv"), env=False, float_format="%.4f")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return summary
 

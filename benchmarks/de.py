@@ -1,4 +1,4 @@
-"""DE accuracy on simulated truth and SCDE speed; prints the figures of the issue note.
+"""DE accuracy on simulated truth and SCDE speed.
 
 Counts from scatlas.de.simulate (NB with drop-outs, 3 studies with batch effects, 3 cell types,
 known DE genes). For each method, type_0 is tested against the other types, per single study (mean
@@ -22,20 +22,29 @@ out). Figures:
   same sign in every study), those truly DE with the right sign.
 
 Each figure is printed per simulation seed (``--seeds``, default 0–4) and as the mean over them (the
-simulations differ much: scde's meta ``auc_z`` ranged 0.81–0.93 over seeds 0–4).
+simulations differ much from seed to seed: compare means).
 
 Speed: one SCDE test, 150 cells (75 vs 75) x 20 000 genes, wall and CPU seconds with the load
 average. Run with ``nice -n 10`` and ``OMP_NUM_THREADS=1``.
+
+Results: ``benchmarks/results/<date>_<commit>/de.tsv`` (default; ``--output``): one row per seed ×
+method × scope (``single_study_mean``, ``meta``); ``de.speed.tsv`` and ``de.env.json`` beside it.
 """
 
 import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import add_output_argument, result_path, write_result
 
 from scatlas.de import DEParams, combine_studies, differential_expression
 from scatlas.de.scde import scde_test
@@ -100,13 +109,21 @@ def main():
     # One torch thread by default: on a shared machine each large operation otherwise waits for the
     # slower of two threads, and the test takes 1.5x longer than with one.
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_output_argument(parser, "de")
     args = parser.parse_args()
+    output = result_path("de", args.output)
     torch.set_num_threads(args.threads)
     results = {method: [] for method in args.methods}
+    rows = []
     for seed in args.seeds:
         for method, result in accuracy(seed, args.methods, args.genes, args.n_bootstrap).items():
             print(json.dumps({"seed": seed, method: result}), flush=True)
             results[method].append(result)
+            for scope in ("single_study_mean", "meta"):
+                rows.append(
+                    {"seed": seed, "method": method, "scope": scope, **result[scope], "seconds": result["seconds"]}
+                )
+    write_result("de", pd.DataFrame(rows), output, float_format="%.4f")
     for method, runs in results.items():
         mean = {
             part: {k: round(float(np.mean([run[part][k] for run in runs])), 3) for k in runs[0][part]}
@@ -122,20 +139,17 @@ def main():
     first, second = counts[speed.obs["label"] == "type_0"], counts[speed.obs["label"] == "type_1"]
     start, cpu = time.perf_counter(), time.process_time()
     scde_test(first, second, seed=0, n_bootstrap=args.n_bootstrap)
-    print(
-        json.dumps(
-            {
-                "scde_speed": {
-                    "cells": 150,
-                    "genes": args.speed_genes,
-                    "threads": args.threads,
-                    "seconds": round(time.perf_counter() - start, 1),
-                    "cpu_seconds": round(time.process_time() - cpu, 1),
-                    "load_average": [round(v, 2) for v in os.getloadavg()],
-                }
-            }
-        )
-    )
+    speed_row = {
+        "cells": 150,
+        "genes": args.speed_genes,
+        "threads": args.threads,
+        "n_bootstrap": args.n_bootstrap,
+        "seconds": round(time.perf_counter() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps({"scde_speed": speed_row}))
+    write_result("de", pd.DataFrame([speed_row]), output.with_name(f"{output.stem}.speed.tsv"), env=False)
 
 
 if __name__ == "__main__":

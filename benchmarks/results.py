@@ -1,5 +1,9 @@
 """Where benchmarks put their figures: ``benchmarks/results/<YYYY-MM-DD>_<short commit>/<benchmark>.tsv``
-beside ``<benchmark>.env.json``, which says on what machine, software and command they were measured."""
+beside ``<benchmark>.env.json``, which says on what machine, software and command they were measured.
+
+A benchmark builds a table and calls :func:`write_result`; ``--output`` (:func:`add_output_argument`)
+puts it elsewhere. Both files are written under a temporary name and renamed when complete.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+
+from scatlas.io import atomic_output
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -45,7 +51,7 @@ def _cpu() -> dict:
     except OSError:
         pass
     simd = sorted(flag for flag in flags if flag.startswith(("avx", "fma", "sse4", "amx")))
-    return {"model": model, "simd_flags": simd, "cores": os.cpu_count()}
+    return {"model": model, "simd_flags": simd, "cores": os.cpu_count(), "load_average": list(os.getloadavg())}
 
 
 def environment() -> dict:
@@ -80,18 +86,35 @@ def environment() -> dict:
     }
 
 
-def write_result(benchmark: str, table: pd.DataFrame, folder: str | os.PathLike | None = None) -> Path:
-    """Write ``<benchmark>.tsv`` and ``<benchmark>.env.json`` under ``folder`` (default :func:`results_dir`);
-    each file appears under its name only when complete. Returns the TSV's path."""
-    folder = Path(folder) if folder else results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{benchmark}.tsv"
-    tmp = folder / f".{benchmark}.tsv.tmp"
-    table.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
-    env = environment() | {"benchmark": benchmark}
-    env_path = folder / f"{benchmark}.env.json"
-    tmp = folder / f".{benchmark}.env.json.tmp"
-    tmp.write_text(json.dumps(env, indent=2) + "\n")
-    os.replace(tmp, env_path)
+def add_output_argument(parser, benchmark: str) -> None:
+    """``--output OUT.tsv``: where the table goes (default ``results_dir() / <benchmark>.tsv``)."""
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"TSV to write (default: benchmarks/results/<date>_<commit>/{benchmark}.tsv)",
+    )
+
+
+def result_path(benchmark: str, output: str | os.PathLike | None = None) -> Path:
+    """``output``, or ``<benchmark>.tsv`` in :func:`results_dir`."""
+    return Path(output) if output else results_dir() / f"{benchmark}.tsv"
+
+
+def write_result(
+    benchmark: str,
+    table: pd.DataFrame,
+    output: str | os.PathLike | None = None,
+    env: bool = True,
+    float_format: str | None = None,
+) -> Path:
+    """Write ``table`` to ``output`` (default :func:`result_path`) and, with ``env``, the
+    :func:`environment` beside it as ``<stem>.env.json``; each file appears under its name only when
+    complete. Returns the TSV's path."""
+    path = result_path(benchmark, output)
+    with atomic_output(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format=float_format)
+    if env:
+        with atomic_output(path.with_name(f"{path.stem}.env.json")) as tmp:
+            tmp.write_text(json.dumps(environment() | {"benchmark": benchmark}, indent=2) + "\n")
     return path
