@@ -8,6 +8,7 @@ Each is called as ``fit(x, params, seed, device, reference)`` with ``x`` the ln(
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,7 +127,10 @@ def magic(x: sp.spmatrix, params: MagicParams | None = None, seed: int = 0, devi
         n_jobs=1,
         verbose=0,
     )
-    return np.asarray(operator.fit_transform(sp.csr_matrix(x, dtype=np.float64)), dtype=np.float32)
+    with warnings.catch_warnings():  # magic-impute 3.0 calls tasklogger's deprecated methods
+        warnings.simplefilter("ignore", DeprecationWarning)
+        imputed = operator.fit_transform(sp.csr_matrix(x, dtype=np.float64))
+    return np.asarray(imputed, dtype=np.float32)
 
 
 def alra_rank(singular_values: np.ndarray, thresh: float = 6.0, noise_start: int = 80) -> int:
