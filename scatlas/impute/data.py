@@ -136,15 +136,17 @@ def median_library_size(library_sizes: np.ndarray, path: str | os.PathLike) -> f
 
 
 def choose_genes(rows: CountRows, n_top_genes: int) -> np.ndarray:
-    """Column indices of the modelled genes: every gene when ``n_top_genes`` is 0 or at least their number;
-    else those of ``var['highly_variable']`` when the file marks them (the atlas does), else the
-    ``n_top_genes`` most variable (:func:`scatlas.preprocess.normalize.highly_variable`; reads the counts
-    into memory, sparse)."""
+    """Column indices of the modelled genes: every gene when ``n_top_genes`` is 0; else those of
+    ``var['highly_variable']`` when the file marks them (the atlas does); else every gene when there are at
+    most ``n_top_genes``, or the ``n_top_genes`` most variable
+    (:func:`scatlas.preprocess.normalize.highly_variable`; reads the counts into memory, sparse)."""
     n_genes = rows.shape[1]
-    if n_top_genes <= 0 or n_top_genes >= n_genes:
+    if n_top_genes <= 0:
         return np.arange(n_genes)
     if "highly_variable" in rows.var and rows.var["highly_variable"].any():
         return np.flatnonzero(rows.var["highly_variable"].to_numpy(dtype=bool))
+    if n_top_genes >= n_genes:
+        return np.arange(n_genes)
     return np.sort(highly_variable(rows.all(), n_top_genes))
 
 
