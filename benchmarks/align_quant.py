@@ -98,7 +98,7 @@ def main() -> None:
         for name, values in times.items()
         for repeat, seconds in enumerate(values)
     ]
-    write_result("align_quant", pd.DataFrame(rows), args.output, float_format="%.3f")
+    write_result("align_quant", pd.DataFrame(rows), output=args.output, float_format="%.3f")
     print(f"read pairs: {3002 * args.copies:,}  threads: {args.threads}  repeats: {args.repeats}")
     print(f"cpus: {os.cpu_count()}")
     print(f"bare hisat2, SAM to /dev/null:  {median['bare']:.2f} s (median)")

@@ -107,7 +107,7 @@ def main() -> None:
         "peak_rss_gib": peak_kib / 2**20,
         "atlas_gib": size,
     }
-    write_result("atlas_merge", pd.DataFrame([row]), args.output, float_format="%.3f")
+    write_result("atlas_merge", pd.DataFrame([row]), output=args.output, float_format="%.3f")
     if not args.workdir:
         shutil.rmtree(workdir)
 

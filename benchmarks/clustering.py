@@ -162,7 +162,7 @@ def main() -> int:
                     "fit_seconds": seconds,
                 }
                 rows.append(row)
-                write_result("clustering", pd.DataFrame(rows), output, float_format="%.4f")
+                write_result("clustering", pd.DataFrame(rows), output=output, float_format="%.4f")
                 print("\t".join(str(round(v, 4) if isinstance(v, float) else v) for v in row.values()), flush=True)
     summarize(output)
     return 0
@@ -181,7 +181,9 @@ def summarize(path: Path) -> pd.DataFrame:
     )
     summary["published"] = [PUBLISHED.get(index, "") for index in summary.index]
     summary = summary.reset_index()
-    write_result("clustering", summary, path.with_name(path.stem + ".summary.tsv"), env=False, float_format="%.4f")
+    write_result(
+        "clustering", summary, output=path.with_name(path.stem + ".summary.tsv"), env=False, float_format="%.4f"
+    )
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return summary
 

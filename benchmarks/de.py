@@ -123,7 +123,7 @@ def main():
                 rows.append(
                     {"seed": seed, "method": method, "scope": scope, **result[scope], "seconds": result["seconds"]}
                 )
-    write_result("de", pd.DataFrame(rows), output, float_format="%.4f")
+    write_result("de", pd.DataFrame(rows), output=output, float_format="%.4f")
     for method, runs in results.items():
         mean = {
             part: {k: round(float(np.mean([run[part][k] for run in runs])), 3) for k in runs[0][part]}
@@ -149,7 +149,7 @@ def main():
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     print(json.dumps({"scde_speed": speed_row}))
-    write_result("de", pd.DataFrame([speed_row]), output.with_name(f"{output.stem}.speed.tsv"), env=False)
+    write_result("de", pd.DataFrame([speed_row]), output=output.with_name(f"{output.stem}.speed.tsv"), env=False)
 
 
 if __name__ == "__main__":

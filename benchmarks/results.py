@@ -104,14 +104,16 @@ def result_path(benchmark: str, output: str | os.PathLike | None = None) -> Path
 def write_result(
     benchmark: str,
     table: pd.DataFrame,
+    folder: str | os.PathLike | None = None,
+    *,
     output: str | os.PathLike | None = None,
     env: bool = True,
     float_format: str | None = None,
 ) -> Path:
-    """Write ``table`` to ``output`` (default :func:`result_path`) and, with ``env``, the
-    :func:`environment` beside it as ``<stem>.env.json``; each file appears under its name only when
-    complete. Returns the TSV's path."""
-    path = result_path(benchmark, output)
+    """Write ``table`` as ``<benchmark>.tsv`` under ``folder`` (default :func:`results_dir`), or to the
+    file ``output``, and, with ``env``, the :func:`environment` beside it as ``<stem>.env.json``; each
+    file appears under its name only when complete. Returns the TSV's path."""
+    path = Path(folder) / f"{benchmark}.tsv" if folder else result_path(benchmark, output)
     with atomic_output(path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format=float_format)
     if env:
