@@ -123,7 +123,7 @@ def main():
                 rows.append(
                     {"seed": seed, "method": method, "scope": scope, **result[scope], "seconds": result["seconds"]}
                 )
-    write_result("de", pd.DataFrame(rows), output=output, float_format="%.4f")
+        write_result("de", pd.DataFrame(rows), output=output, float_format="%.4f")  # a stopped run keeps its seeds
     for method, runs in results.items():
         mean = {
             part: {k: round(float(np.mean([run[part][k] for run in runs])), 3) for k in runs[0][part]}
