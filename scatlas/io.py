@@ -48,7 +48,7 @@ def read_h5ad(path: str | os.PathLike, backed: str | None = None):
 
     A missing, truncated or non-h5ad file raises :class:`InputError` naming it.
     """
-    import anndata as ad  # here, not above: most commands never read an h5ad (anndata adds 0.3 s to every start)
+    import anndata as ad  # here, not above: most commands never read an h5ad (importing anndata slows every start)
 
     try:
         return ad.read_h5ad(path, backed=backed)

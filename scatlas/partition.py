@@ -38,8 +38,8 @@ def leiden_labels(graph: ad.AnnData, resolution: float, seed: int = 0) -> np.nda
 
 
 def estimate_n_clusters(embedding: np.ndarray, seed: int = 0, resolution: float = 1.0, n_neighbors: int = 15) -> int:
-    """K when it is not given (SPEC §2.1): the number of Leiden communities at ``resolution`` (scanpy's
-    default, 1) on the kNN graph of ``embedding``."""
+    """K when it is not given (``scatlas cluster`` without ``--n-clusters``): the number of Leiden communities
+    at ``resolution`` (scanpy's default, 1) on the kNN graph of ``embedding``."""
     k = len(np.unique(leiden_labels(knn_graph(embedding, seed, n_neighbors), resolution, seed)))
     log.info(
         "estimated K = %d (Leiden at resolution %g on the %d-dimensional embedding)", k, resolution, embedding.shape[1]
@@ -92,8 +92,8 @@ def ensemble_partition(partitions: Sequence[np.ndarray], n_clusters: int) -> np.
     information; the consensus wins ties).
 
     The co-association alone can keep a split that one partition of three makes and dissolve small
-    clusters that the others agree on only in part (deng, 133 cells: a 101-cell cluster split in two,
-    ARI 0.28 against 0.43 for the two partitions that agree); the partitions' own vote catches it.
+    clusters that the others agree on only in part (on deng's 133 cells it split a 101-cell cluster in two;
+    docs/models/scdmac.md); the partitions' own vote catches it.
     """
     candidates = [consensus_partition(partitions, n_clusters), *(np.asarray(p) for p in partitions)]
     agreement = [np.mean([normalized_mutual_info_score(p, c) for p in partitions]) for c in candidates]

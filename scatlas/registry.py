@@ -103,7 +103,7 @@ CLUSTERING = _stage(
     Method(
         "scdmac",
         "deep",
-        "denoising + masking autoencoder (SPEC 2.1)",
+        "denoising + masking autoencoder (Xu et al. 2026)",
         fit="scatlas.models.scdmac:fit_clusters",
         params="scatlas.models.scdmac:ScdmacParams",
         code=("models/scdmac.py", "nn/scdmac.py", "partition.py", *_DEEP_MODEL_CODE),
@@ -111,7 +111,7 @@ CLUSTERING = _stage(
     Method(
         "scsmd",
         "deep",
-        "convolutional NB autoencoder with a multi-dilated attention gate + CellNet (SPEC 2.2)",
+        "convolutional NB autoencoder with a multi-dilated attention gate + CellNet (Cui et al. 2025)",
         fit="scatlas.models.scsmd:fit_clusters",
         params="scatlas.models.scsmd:ScsmdParams",
         code=("models/scsmd.py", "nn/scsmd.py", *_DEEP_MODEL_CODE),
@@ -145,7 +145,7 @@ IMPUTATION = _stage(
     Method(
         "late",
         "deep",
-        "LATE: autoencoder on ln(1 + x), loss on the observed entries only (SPEC 2.3)",
+        "LATE: autoencoder on ln(1 + x), loss on the observed entries only (Badsha et al. 2020)",
         fit="scatlas.models.late:fit_late",
         params="scatlas.models.late:LateParams",
         code=("models/late.py", "nn/late.py", "models/base.py", "models/training.py"),
@@ -153,7 +153,7 @@ IMPUTATION = _stage(
     Method(
         "translate",
         "deep",
-        "TRANSLATE: LATE trained on a reference, then fine-tuned on the target (SPEC 2.3)",
+        "TRANSLATE: LATE trained on a reference, then fine-tuned on the target (Badsha et al. 2020)",
         fit="scatlas.models.late:fit_translate",
         params="scatlas.models.late:LateParams",
         code=("models/late.py", "nn/late.py", "models/base.py", "models/training.py"),

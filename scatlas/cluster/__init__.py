@@ -1,4 +1,4 @@
-"""Clustering of raw-count h5ad files: ``scatlas cluster`` (SPEC §6).
+"""Clustering of raw-count h5ad files: ``scatlas cluster`` (part of the stable command-line contract).
 
 The methods (``scdmac``, ``scsmd``, and the scanpy baselines ``pca-kmeans`` and ``leiden``) are those of
 :data:`scatlas.registry.CLUSTERING`.
@@ -60,7 +60,7 @@ def cluster_counts(
 
 
 def embedding_path(output: str | os.PathLike) -> Path:
-    """OUT.tsv → OUT.embedding.npy (SPEC §6)."""
+    """OUT.tsv → OUT.embedding.npy (the command-line contract's name of the embedding file)."""
     output = Path(output)
     stem = output.name[: -len(".tsv")] if output.name.endswith(".tsv") else output.name
     return output.with_name(f"{stem}.embedding.npy")

@@ -1,6 +1,6 @@
 """SCDE-style differential expression (Kharchenko, Silberstein & Scadden, Nat Methods 2014).
 
-A re-implementation of ``hms-dbmi/scde`` as restated in METHODS-REFERENCE §5, vectorised over cells
+A re-implementation of ``hms-dbmi/scde`` (``knn.error.models``, ``scde.expression.difference``), vectorised over cells
 and genes (torch for the EM of the per-cell fits and the bootstrap of the group posteriors, numpy
 elsewhere):
 

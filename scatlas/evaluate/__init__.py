@@ -1,4 +1,4 @@
-"""Scoring a clustering against known labels (``scatlas score``; SPEC §6, §11)."""
+"""Scoring a clustering against known labels (``scatlas score``, and the scores table of the workflow)."""
 
 from scatlas.evaluate.clustering import clustering_scores, hungarian_accuracy, score_files, score_table
 

@@ -1,4 +1,5 @@
-"""Imputation of raw-count h5ad files: ``scatlas impute`` and ``scatlas impute-benchmark`` (SPEC §6).
+"""Imputation of raw-count h5ad files: ``scatlas impute`` and ``scatlas impute-benchmark``
+(both part of the stable command-line contract).
 
 ``scatlas impute`` fits LATE (or TRANSLATE: LATE on a reference, fine-tuned on the input) on the input's
 modelled genes and writes OUT.h5ad: ``X`` the observed ln(1 + x) expression (CSR), layer ``imputed`` the

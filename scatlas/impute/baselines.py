@@ -1,4 +1,4 @@
-"""Imputation baselines and peers for ``scatlas impute-benchmark`` (issue 38): no imputation, the gene mean,
+"""Imputation baselines and peers for ``scatlas impute-benchmark``: no imputation, the gene mean,
 the additive cell + gene mean, kNN smoothing, MAGIC and an ALRA-style low-rank approximation.
 
 Each is called as ``fit(x, params, seed, device, reference)`` with ``x`` the ln(1 + x) expression

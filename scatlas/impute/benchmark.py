@@ -1,5 +1,5 @@
-"""``scatlas impute-benchmark`` (SPEC §6): hide a share of the observed counts, impute with every method, and
-score each on the hidden entries.
+"""``scatlas impute-benchmark`` (part of the stable command-line contract): hide a share of the observed counts,
+impute with every method, and score each on the hidden entries.
 
 Protocol: a random ``holdout`` share of the non-zero raw counts (over every gene) is set to zero; everything
 after that sees only the masked counts — the modelled genes (``n_top_genes`` highly variable genes of the
@@ -98,7 +98,8 @@ def _grouped_pearson(groups: np.ndarray, truth: np.ndarray, predicted: np.ndarra
 
 
 def score(masked: Masked, imputed: np.ndarray) -> dict[str, float]:
-    """The four scores of SPEC §6 for an imputed matrix (cells × modelled genes, the scale of ``masked.x``)."""
+    """The four scores ``impute-benchmark`` reports for an imputed matrix (cells × modelled genes, the scale of
+    ``masked.x``)."""
     predicted = np.asarray(imputed[masked.rows, masked.cols], dtype=np.float64)
     truth = masked.truth.astype(np.float64)
     pearson = np.corrcoef(truth, predicted)[0, 1] if predicted.std() > 1e-12 and truth.std() > 0 else float("nan")

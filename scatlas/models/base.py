@@ -27,9 +27,9 @@ class Params(MethodParams):
     """Base of a deep model's hyper-parameter dataclass (read from a mapping as every method's are).
 
     ``mixed_precision``: "auto" = the networks under bfloat16 autocast on CUDA, float32 on the CPU;
-    "bfloat16" = autocast on the CPU too (losses stay float32): on CPUs with native bfloat16 (AVX-512
-    BF16 or AMX: AMD Zen 4, Intel Sapphire Rapids and later) about 1.4 times faster, slower on others,
-    and the results differ slightly from float32's (benchmarks/clustering.py ``--mixed-precision``);
+    "bfloat16" = autocast on the CPU too (losses stay float32): faster on CPUs with native bfloat16
+    (AVX-512 BF16 or AMX: AMD Zen 4, Intel Sapphire Rapids and later), slower on others, and the results
+    differ slightly from float32's (timings: docs/models/scdmac.md);
     "float32" = no autocast anywhere.
     """
 

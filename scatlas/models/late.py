@@ -1,4 +1,4 @@
-"""LATE and TRANSLATE (seed 003; SPEC §2.3): fit / impute / save / load around
+"""LATE and TRANSLATE (Badsha et al., Quant. Biol. 2020): fit / impute / save / load around
 :class:`scatlas.nn.late.LateAutoencoder`.
 
 LATE trains the autoencoder on one data set's log expression (:class:`scatlas.impute.data.LogExpression`)
@@ -43,7 +43,7 @@ MODEL_FILE = "model.pt"
 
 @dataclass
 class LateParams(Params):
-    """LATE's defaults (METHODS-REFERENCE §3): five layers G → 800 → 400 → 800 → G, dropout 0.2 at the input
+    """LATE's defaults (audreyqyfu/LATE): five layers G → 800 → 400 → 800 → G, dropout 0.2 at the input
     and 0.5 elsewhere (the reference's keep-probabilities 0.8 / 0.5), Adam 3e-4 (3e-5 for TRANSLATE's second
     step), batches of 256, cells split 70 / 15 / 15. The reference trains a fixed number of epochs; here
     training stops on the validation loss (``patience``; docs/models/late.md has the measurement behind it).

@@ -1,8 +1,8 @@
 """Clustering heads on an embedding: weighted soft K-means with inflation, Student-t assignment, DEC target.
 
 All functions take an embedding ``z`` (cells × latent) and centres (clusters × latent) and are
-differentiable in both. Formulas: scDMAC (seed 001, Eq. 16–22), scziDesk's soft K-means with
-inflation, DEC/scDeepCluster's Student-t kernel and target (METHODS-REFERENCE §1b, §1d).
+differentiable in both. Formulas: scDMAC (Xu et al. 2026, Eq. 16–22), scziDesk's soft K-means with
+inflation, DEC/scDeepCluster's Student-t kernel and target (xuebaliang/scziDesk, ttgump/scDeepCluster).
 """
 
 from __future__ import annotations

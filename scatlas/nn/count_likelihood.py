@@ -2,7 +2,8 @@
 
 One implementation for every count model of the project (scDMAC's denoiser, scSMD, imputation). The
 formulas and clamps are DCA's (theislab/dca loss.py, network.py), shared by scziDesk and
-scDeepCluster (METHODS-REFERENCE §0): they keep exp/lgamma finite on real data with extreme counts.
+scDeepCluster (their ``MeanAct`` / ``DispAct`` heads and NB/ZINB losses): they keep exp/lgamma finite on
+real data with extreme counts.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""LATE's network and loss (seed 003; SPEC §2.3; METHODS-REFERENCE §3): a fully connected autoencoder on
-log1p expression whose reconstruction error counts the observed (non-zero) entries only.
+"""LATE's network and loss (Badsha et al., Quant. Biol. 2020; code audreyqyfu/LATE): a fully connected
+autoencoder on log1p expression whose reconstruction error counts the observed (non-zero) entries only.
 
 Pure module and loss; training, early stopping, seeding and devices are in :mod:`scatlas.models.late`.
 """

@@ -1,4 +1,5 @@
-"""scDMAC's networks (seed 001, Methods; SPEC §2.1): the ZINB denoising autoencoder and the masking autoencoder.
+"""scDMAC's networks (Xu et al., Front. Bioinform. 2026, Methods): the ZINB denoising autoencoder and the
+masking autoencoder.
 
 Pure modules: forward passes and per-batch losses. Training, seeding and devices are in
 :mod:`scatlas.models.scdmac`.

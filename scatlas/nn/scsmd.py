@@ -1,5 +1,5 @@
-"""scSMD's networks (seed 002, Methods; SPEC §2.2; METHODS-REFERENCE §2): a convolutional NB autoencoder
-with a multi-dilated attention gate, and CellNet.
+"""scSMD's networks (Cui et al., BMC Bioinformatics 2025, Methods; code xiaoxuc/scSMD): a convolutional NB
+autoencoder with a multi-dilated attention gate, and CellNet.
 
 Each cell's expression of 784 highly variable genes is a 28 × 28 one-channel image. Pure modules:
 training, seeding and devices are in :mod:`scatlas.models.scsmd`.
