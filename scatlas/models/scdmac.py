@@ -1,4 +1,5 @@
-"""scDMAC (seed 001; SPEC §2.1): fit / predict / save / load around the modules of :mod:`scatlas.nn.scdmac`.
+"""scDMAC (Xu et al., Front. Bioinform. 2026): fit / predict / save / load around the modules of
+:mod:`scatlas.nn.scdmac`.
 
 Training runs in three stages on the highly variable genes' raw counts:
 
@@ -51,35 +52,20 @@ SILHOUETTE_CELLS = 5000  # cells on which the silhouette of a K-means restart is
 
 @dataclass
 class ScdmacParams(Params):
-    """Hyper-parameters: the paper's optima where it gives them (seed 001 §3.3: λ, γ_m; the masking ratio
-    read as the share of entries masked, see ``mask_ratio``), else scMAE's (genes, embedding size, epochs).
+    """Hyper-parameters: the paper's optima where it gives them (its §3.3: λ, γ_m; the masking ratio read as
+    the share of entries masked, see ``mask_ratio``), else scMAE's (genes, embedding size, epochs).
 
-    Two stages of the paper's model are off by default (benchmarks/clustering.py, README "Clustering"):
-    the ZINB denoising (``denoise``; it lowered the ARI on most labelled sets: the denoised matrix loses
-    the small populations as the denoiser trains; cite_cbmc, the largest with 8617 cells, is the
-    exception: 0.647 against 0.572 over 5 seeds, but not on its random subsamples of 2000, 4000 and 6000
-    cells, so it is no rule by size) and the training-time augmentations
-    (``gene_zero_rate``, ``noise_variance``, ``neighbour_swap_rate``; the paper's values are 0.1, 0.6
-    and 0.2: zeisel 0.89 → 0.90, but their Gaussian noise makes every swapped entry differ, as
-    ``mask_target`` "swapped" does, and drops baron_mouse, whose modelled genes are 94 % zeros, to
-    0.3–0.45). Setting them gives the paper's full model.
+    Two stages of the paper's model are off by default: the ZINB denoising (``denoise``) and the
+    training-time augmentations (``gene_zero_rate``, ``noise_variance``, ``neighbour_swap_rate``; the
+    paper's values are 0.1, 0.6 and 0.2). Their Gaussian noise makes every swapped entry differ, as
+    ``mask_target`` "swapped" does, which breaks the embedding of sparse sets. Setting them gives the
+    paper's full model. What each default was chosen against: docs/models/scdmac.md.
     """
 
     model_name = "scDMAC"
 
-    # highly variable genes modelled (scatlas.preprocess.normalize.highly_variable: scanpy's seurat flavour). The
-    # seurat_v3 flavour (variance of standardised counts, scanpy's choice for UMI counts), 5 seeds: baron_mouse
-    # 0.713 (0.90 on two seeds, 0.59 on three: beta cells split; 0.891 with 100 K-means restarts), zeisel
-    # 0.856 against 0.892, deng 0.411 against 0.428, mouse_bladder 0.516 against 0.582 (seeds 0–2).
-    # 2000 genes (the baselines' number; 2026-12-01): baron_mouse 0.465 / 0.467 (seeds 0, 1), zeisel 0.711
-    # (seed 0): the added sparse genes carry sequencing depth and donor, and K-means splits the beta cells
-    # three ways (median library sizes 2400, 4700 and 8800 counts). 750 and 1500 (2026-12-03, masking stage
-    # alone: K-means centres, no refinement, one weight-averaged fit, seeds 0–2; 1000: baron_mouse 0.855,
-    # human_kidney 0.722, mouse_bladder_2100 0.608, pbmc4k 0.716, zeisel 0.891): 750 gives 0.859 / 0.675 /
-    # 0.545 / 0.660 / 0.893, 1500 gives 0.882 / 0.631 / 0.544 / 0.731 / 0.875
-    # Other flavours (2026-12-04, full fit, bfloat16, seeds 0–2, the same five sets; seurat: 0.869 / 0.737 /
-    # 0.613 / 0.728 / 0.893): scanpy's analytic Pearson residuals on counts 0.507 / 0.579 / 0.490 / 0.709 /
-    # 0.830, cell_ranger (dispersions normalised by median and MAD) 0.879 / 0.523 / 0.411 / 0.682 / 0.862
+    # highly variable genes modelled (scatlas.preprocess.normalize.highly_variable: scanpy's seurat flavour
+    # among the genes seen in at least 3 cells)
     n_top_genes: int = 1000
     # stage 1: ZINB denoising autoencoder (DCA / scDeepCluster layout)
     denoise: bool = False  # True = the paper's denoising stage (off = its ablation scDMAC-Z)
@@ -88,179 +74,65 @@ class ScdmacParams(Params):
     zinb_input_noise: float = 1.0  # sd of Gaussian noise on the z-scored input while denoising
     zinb_ridge: float = 0.0  # ridge on the drop-out probability (DCA default 0)
     zinb_epochs: int = 20
-    # stage 2: masking autoencoder
-    # The decoder sees [Z, M'] only. Tried (2026-12-02, 5 seeds): the standardised log library size as a
-    # third decoder input (scVI's way of keeping depth out of the embedding): pbmc4k 0.726 ± 0.014 against
-    # 0.693 ± 0.03, baron_mouse, kang and mouse_bladder_2100 level, but zeisel 0.873 against 0.892,
-    # human_kidney 0.621 / 0.715, mouse_bladder_top2000 0.504 / 0.532, and on seeds 0–2 deng 0.379 / 0.428,
-    # cite_cbmc 0.562 / 0.573. The cell type explains 55 % of the log library size's variance on zeisel
-    # (neurons about 13 500 counts, glia 3000–4000) and 33 % on human_kidney, so depth partly marks the type
-    # there (but also 50 % on pbmc4k, which gained)
-    # Width (2026-12-03, one weight-averaged fit, seeds 0–2, against these defaults: baron_mouse 0.864,
-    # mouse_bladder_2100 0.596, human_kidney 0.746, pbmc4k 0.728, zeisel 0.893): latent 32, in the paper's
-    # range, baron_mouse 0.617, mouse_bladder_2100 0.396; hidden [512, 256] with latent 256 baron_mouse
-    # 0.876, mouse_bladder_2100 0.612, but human_kidney 0.655 (0.53 on seed 0), pbmc4k 0.686, zeisel 0.646
-    # (seed 0), for 1.3–1.5 times the time
+    # stage 2: masking autoencoder; the decoder sees [Z, M'] only
     mae_hidden: list[int] = field(default_factory=lambda: [256, 128])
     latent: int = 128  # embedding size (scMAE 128; the paper 10–32)
-    # Masking ratio = the share of entries the perturbation changes, the paper's optimum 0.2–0.3. An entry
+    # Masking ratio = the share of entries the perturbation changes (the paper's optimum 0.2–0.3). An entry
     # swapped with an equal value (two zeros) does not change, so the Bernoulli probability of a swap is
-    # set from the data: mask_ratio / P(two cells differ), averaged over genes,
-    # at most max_mask_probability. Zeisel (half zeros) gets 0.41; sparse sets (over 90 % zeros) the
-    # maximum. Measured with a fixed probability: zeisel 0.25 → 0.72, 0.3 → 0.82, 0.4 → 0.86 (0.29 of
-    # entries masked), 0.5 → 0.84; mouse_bladder 0.4 → 0.47, 0.55 → 0.63; pbmc4k 0.4 → 0.67, 0.55 → 0.70;
-    # baron_mouse 0.87 at 0.4 and 0.55, 0.51 at 0.7 (the input is then mostly another cell's values)
-    # At most scMAE's 0.4 (2026-11-29, seeds 0–2): baron_mouse 0.883 against 0.862, mouse_bladder 0.519
-    # against 0.582. With the cap at 0.55, K-means' lowest inertia splits baron_mouse's beta cells (0.56 on
-    # one seed of three with scMAE's other settings, 0.88 at 0.4), which the silhouette choice avoids.
-    # scMAE itself, re-run here with its settings (1000 genes, 0.4, 81 epochs, best inertia of 20 K-means
-    # restarts), 5 seeds: baron_mouse 0.889 ± 0.007 with its median library size, 0.876 ± 0.005 per 10^4
-    # (SPEC's normalisation, ours); zeisel 0.849 ± 0.008
+    # set from the data: mask_ratio / P(two cells differ), averaged over genes, at most max_mask_probability
+    # (sets with over 90 % zeros get the maximum)
     mask_ratio: float = 0.3
     max_mask_probability: float = 0.55
     # how X' is shuffled: "cells" = one random permutation of the batch's cells shared by every gene
     # (scMAE's apply_noise: the masked entries of cell i all come from one partner cell, so the mask
-    # predictor learns which genes differ between two cells); "genes" = each gene permuted on its own.
-    # scMAE's settings on zeisel: "cells" ARI 0.85 / 0.86 / 0.85 (seeds 0–2), "genes" 0.89 / 0.82 / 0.74
+    # predictor learns which genes differ between two cells); "genes" = each gene permuted on its own
     shuffle: str = "cells"
     # M, what the mask predictor is trained to find and λ weighs: "swapped" = every swapped entry (the
     # paper's M ~ Bernoulli), also two equal values swapped for each other; "changed" = only the entries
     # whose value the swap changed (scMAE's rule); "auto" = "swapped" on the genes where two cells differ
     # more often than not (a swap is visible there), "changed" on the others. "swapped" takes away the
-    # shortcut "a zero was not masked", so the embedding must place each value in its cell's context:
-    # zeisel 0.892 against 0.860 with "changed" (5 seeds). On sparse genes most swaps exchange two zeros,
-    # which no predictor can tell, and the embedding falls apart (baron_mouse 0.26, pbmc4k 0.30). With
-    # `noise_variance` every swapped entry changes, so the paper's Gaussian noise acts as "swapped".
+    # shortcut "a zero was not masked", so the embedding must place each value in its cell's context; on
+    # sparse genes most swaps exchange two zeros, which no predictor can tell apart. With `noise_variance`
+    # every swapped entry changes, so the paper's Gaussian noise acts as "swapped"
     mask_target: str = "auto"
     masked_weight: float = 0.7  # λ on masked entries (1 − λ elsewhere); optimum ≈ 0.7
-    # False = ablation scDMAC-W: plain MSE. Over 11 sets (5 seeds, 2026-12-01) a wash: better on pbmc4k
-    # (0.719 against 0.693), mouse_bladder_2100 (0.626 / 0.588), romanov, steadier on human_kidney; worse on
-    # baron_mouse (0.851 / 0.864), mouse_bladder_top2000 (0.496 / 0.532), pollen_scde_64 and cite_cbmc
-    weighted_reconstruction: bool = True
+    weighted_reconstruction: bool = True  # False = ablation scDMAC-W: plain MSE
     mask_predictor: bool = True  # False = ablation scDMAC-P: no mask predictor, no BCE term
-    # γ_m 0.8 (as for n_top_genes above): baron_mouse 0.726, human_kidney 0.672, mouse_bladder_2100 0.521,
-    # pbmc4k 0.667, zeisel 0.892; 0.5: 0.832 / 0.639 / 0.621 / 0.696 / 0.867
     mask_loss_weight: float = 0.65  # γ_m; optimum ≈ 0.65
     gene_zero_rate: float = 0.0  # augmentation: share of entries set to a zero count (paper 0.1)
     noise_variance: float = 0.0  # augmentation: Gaussian noise variance, z-scored scale (paper 0.6)
     neighbour_swap_rate: float = 0.0  # augmentation: share of entries taken from a kNN neighbour (paper 0.2)
     n_neighbours: int = 15  # cosine kNN graph for the swaps
-    # Tried (2026-12-06, one weight-averaged fit, seeds 0–2; these defaults: zeisel 0.893, baron_mouse 0.864,
-    # pbmc4k 0.728, mouse_bladder_2100 0.596, human_kidney 0.746): a depth augmentation, each batch cell's counts
-    # binomially thinned to a share U(0.5, 1) of its depth before the z-scored log1p (the target the unthinned
-    # cell), gave 0.892 / 0.865 / 0.702 / 0.577 / 0.762 for 1.1–1.3 times the time: depth invariance does not
-    # mend baron_mouse's split beta cells and costs pbmc4k and mouse_bladder_2100
     mae_epochs: int = 100
     # > 0: the masking stage ends on an exponential moving average of its weights with this decay (Polyak
     # averaging; 0.995 = a horizon of about 200 optimizer steps, at most a fifth of the stage's steps:
-    # ema_decay_for) instead of the last step's weights, which depend on the last few batches and masks.
-    # Alone, 0.995 against 0 (2026-12-02, 5 seeds): human_kidney 0.747 ± 0.011 against 0.715 ± 0.093,
-    # pbmc4k 0.715 ± 0.029 against 0.693 ± 0.03, the other sets level, but baron_mouse over 10 seeds
-    # 0.845 ± 0.027 with two seeds at 0.79 (about 0.868 without); with three members (``ensemble``) the
-    # outliers are outvoted, hence both by default
+    # ema_decay_for) instead of the last step's weights, which depend on the last few batches and masks
     ema_decay: float = 0.995
     # stage 3: clustering
     inflation: float = 2.0  # r of the weighted soft K-means (1 = no sharpening)
     student_t_dof: float = 1.0
     alpha: float = 1.0  # weight of L_ZINB
     beta: float = 1.0  # weight of L_mae
-    # φ and θ: with an early model, at 0.1 the clustering terms (squared distances in the embedding, tens to
-    # hundreds) outweighed L_mae and the embedding collapsed (zeisel ARI 0.74 → 0.39). With the present
-    # defaults (2026-12-04, one weight-averaged fit, bfloat16, seeds 0–2; 0.01: baron_mouse 0.869,
-    # human_kidney 0.737, mouse_bladder_2100 0.613, pbmc4k 0.728, zeisel 0.893) 0.03, 0.1 and 1.0 are all
-    # within 0.004 of these: 20 epochs at cluster_learning_rate hardly move the partition
+    # φ and θ: the clustering terms are squared distances in the embedding (tens to hundreds); much larger
+    # weights let them outweigh L_mae and collapse the embedding
     phi: float = 0.01  # weight of the weighted soft K-means loss
     theta: float = 0.01  # weight of KL(P || Q)
-    # without the refinement (0; 2026-12-02, seeds 0–2): cite_cbmc 0.623 against 0.573, baron_mouse 0.853
-    # against 0.861, zeisel 0.889 / 0.892, human_kidney 0.658 / 0.685, the other seven sets within 0.012
     cluster_epochs: int = 20  # joint refinement with the total loss (0: K-means centres on the embedding only)
-    # K-means restarts for the initial centres. 100 against 20 (5 seeds): baron_mouse 0.870 against 0.864,
-    # mouse_bladder 0.621 against 0.588, pbmc4k 0.711 against 0.693, zeisel and deng unchanged, but
-    # human_kidney 0.587 against 0.715: among more restarts the silhouette finds, on four seeds of five,
-    # a partition it prefers by less than 0.005 whose ARI is 0.53–0.56 (its silhouettes are flat, 0.18–0.19)
-    kmeans_n_init: int = 20
+    kmeans_n_init: int = 20  # K-means restarts for the initial centres
     # which restart gives the centres: "silhouette" = the partition with the highest silhouette (on up to
-    # 5000 cells), "inertia" = the lowest within-cluster sum of squares (scikit-learn's choice). The
-    # lowest inertia often splits a large, spread-out type and merges two small ones (zeisel seed 2:
-    # oligodendrocytes split, microglia merged with endothelial cells, ARI 0.81 against 0.85; on
-    # baron_mouse ductal cells split); the silhouette penalises both.
-    # Choosing again after the refinement (the best-silhouette restart on the refined embedding) gave
-    # baron_mouse 0.889 ± 0.009 against 0.857 ± 0.031 but human_kidney 0.57 against 0.73: the refinement
-    # pulls cells towards the current centres, which biases the silhouette. With the present defaults
-    # (2026-12-02, seeds 0–2): cite_cbmc 0.698 against 0.573, baron_mouse 0.884 / 0.861,
-    # mouse_bladder_top2000 0.582 / 0.536, but human_kidney 0.559 / 0.685, pbmc4k 0.670 / 0.703,
-    # mouse_bladder_2100 0.558 / 0.582 (0.389 on seed 1), the other five sets within 0.01. On cite_cbmc
-    # (seed 0) single K-means restarts score 0.57–0.71 on the refined embedding, 0.48–0.60 on the
-    # masking-stage one; 20 more epochs of the masking loss alone at the refinement's learning rate
-    # before choosing did not do that (0.554). K-means on the L2-normalised
-    # or standardised embedding: better on baron_mouse, worse on zeisel and human_kidney (5 seeds each).
-    # Other criteria on the masking-stage embeddings (5 seeds, mean ARI of the chosen restart, 20 restarts;
-    # silhouette: baron_mouse 0.856, human_kidney 0.676, mouse_bladder 0.597): lowest inertia (= highest
-    # Calinski-Harabasz at fixed K) 0.677 / 0.673 / 0.559; lowest Davies-Bouldin 0.857 / 0.655 / 0.566; the
-    # per-cluster mean silhouette 0.856 / 0.617 / 0.586; the best rank sum of silhouette and Davies-Bouldin
-    # 0.856 / 0.688 / 0.599, and with 60 restarts 0.860 / 0.716 / 0.571. None is better on all three sets.
-    # More (2026-12-03, mouse_bladder_2100, 5 seeds, masking-stage embeddings; silhouette 0.577 ± 0.065): the most
-    # typical restart (highest mean ARI to the other 19) 0.557 ± 0.029, and on baron_mouse seed 1 0.507
-    # against 0.858; the co-association consensus of the 20 restarts 0.554 ± 0.025; Leiden on the
-    # embedding's 15-NN graph at the resolution giving K 0.511 (baron_mouse seeds 0, 1: 0.479 / 0.444
-    # against 0.858 / 0.850), and K-means started from Leiden's cluster means no better.
-    # On masking-stage embeddings (2026-12-03, one weight-averaged fit, seeds 0–2; this choice: baron_mouse
-    # 0.855, human_kidney 0.722, mouse_bladder_2100 0.608, pbmc4k 0.716, zeisel 0.891): Ward linkage 0.844 /
-    # 0.645 / 0.547 / 0.661 / 0.879, K-means from Ward's cluster means 0.852 / 0.686 / 0.572 / 0.681 / 0.893,
-    # diagonal or spherical Gaussian mixtures 0.45–0.64; K-means on each cell's mean over itself and its
-    # 10–30 nearest neighbours better only on pbmc4k (up to 0.740; mouse_bladder_2100 0.50–0.54); spectral on the 15- or
-    # 30-NN graph 0.41–0.49 / 0.54–0.60 / 0.49–0.57 / 0.67–0.68 / 0.73–0.83. The embedding limits, not the
-    # choice: K-means started from the labelled types' means converges to 0.812 / 0.715 / 0.649 / 0.737 /
-    # 0.894, while a 15-nearest-neighbour classifier of the types scores 0.912 / 0.896 / 0.793 / 0.804 /
-    # 0.880 (5-fold): the types are apart locally, but not as the equal spheres K-means assumes.
-    # Shaping the embedding in the masking stage (2026-12-04, same set-up): an NT-Xent term (τ 0.5, weight 0.1)
-    # between two masked copies of each cell gave 0.54 / 0.77 / 0.48 / 0.54 / 0.84; pulling each cell towards
-    # its 15 nearest neighbours' mean embedding (weight 0.05 or 0.5) collapsed human_kidney to 0.14; K-means
-    # at 2 × K merged by links in the 15-NN graph 0.834 / 0.438 / 0.629 / 0.656 / 0.904.
-    # Sequencing depth (2026-12-04, same set-up under bfloat16: 0.860 / 0.718 / 0.625 / 0.716 / 0.891): the
-    # embedding predicts the log library size with R² 0.67–0.93, but the depth carries type. K-means on the
-    # residual of a linear fit of Z on it gave 0.853 / 0.711 / 0.515 / 0.661 / 0.819 (quadratic: 0.840 /
-    # 0.746 / 0.530 / 0.680 / 0.813); K-means with a linear depth term per cluster (Lloyd iterations from the
-    # chosen partition: each type a segment along depth, not a sphere) 0.875 / 0.681 / 0.577 / 0.683 / 0.876.
+    # 5000 cells), "inertia" = the lowest within-cluster sum of squares (scikit-learn's choice), which
+    # often splits a large, spread-out type and merges two small ones; the silhouette penalises both
     centre_selection: str = "silhouette"
     # fits (members) that scatlas cluster combines: their partitions by consensus (the co-association's average
-    # linkage or a member's partition, whichever agrees best with all: scatlas.partition), their
-    # embeddings side by side. Most of the seed-to-seed spread comes from training, not from K-means: a
-    # plain fit of human_kidney falls into one of two partitions (ARI about 0.75 or 0.53), and three plain
-    # members (ema_decay 0) do not mend it (0.709 ± 0.081; on seed 1 two of three fell into the poor one).
-    # Three weight-averaged members (ema_decay 0.995, the defaults) against one plain fit (2026-12-02/03,
-    # benchmarks/clustering.py, CPU, mean ARI ± sd over 5 seeds; 10 seeds for the three smallest):
-    # human_kidney 0.749 ± 0.004 (0.715 ± 0.093), pbmc4k 0.722 ± 0.012 (0.693 ± 0.03), kang 0.589 ± 0.033
-    # (0.539 ± 0.067), mouse_bladder_2100 0.601 ± 0.046 (0.588 ± 0.059), baron_mouse 0.862 ± 0.007
-    # (0.864 ± 0.008), romanov 0.190 ± 0.013 (0.176 ± 0.015), pollen_scde_64 0.496 ± 0.11 (0.413 ± 0.18),
-    # deng 0.404 (0.412: one seed of ten at 0.28 with either), zeisel 0.893 ± 0.004 (0.892 ± 0.005),
-    # cite_cbmc 0.582 ± 0.021 (0.572 ± 0.018), mouse_bladder_top2000 0.561 ± 0.036 (0.532 ± 0.033). Three
-    # times the time (zeisel about 210 s on one thread beside another fit); ensemble 1 with ema_decay 0 is
-    # the single plain fit. Five members against three (2026-12-03; the same fits, the first three of the five
-    # being the defaults' members; CPU, one thread, mean ARI ± sd): deng 0.424 ± 0.004 against 0.406 ± 0.047
-    # (10 seeds), mouse_bladder_top2000 0.552 ± 0.013 against 0.561 ± 0.036, pbmc_ifnb_kang 0.599 ± 0.025
-    # against 0.589 ± 0.033, mouse_bladder_2100 0.606 ± 0.037 against 0.601 ± 0.047, baron_mouse 0.869 ±
-    # 0.006 against 0.861 ± 0.007 (seeds 0–3), pollen_scde_64 0.528 ± 0.11 against 0.495 ± 0.11 and romanov
-    # 0.188 ± 0.014 against 0.192 ± 0.014 (9–10 seeds): steadier, by at most 0.03 in the mean, for 5/3 of the
-    # time, so three stay the default. K-means (the best silhouette of 20 restarts) on the members' embeddings
-    # side by side in place of the consensus: mouse_bladder_2100 0.515, mouse_bladder_top2000 0.378 (seeds 0–2)
+    # linkage or a member's partition, whichever agrees best with all: scatlas.partition), their embeddings
+    # side by side. Most of the seed-to-seed spread comes from training, not from K-means. ensemble 1 with
+    # ema_decay 0 is the single plain fit (a third of the time)
     ensemble: int = 3
     # optimisation
-    # each training stage takes at least this many optimizer steps (small sets: more epochs). 1600 steps
-    # (5 seeds): baron_mouse 0.873 ± 0.007 against 0.857 ± 0.031, but mouse_bladder 0.557 against 0.582,
-    # deng 0.365 against 0.397, zeisel 0.886 against 0.892; a cosine learning-rate decay lowered baron_mouse
-    min_steps: int = 300
-    # 128 against 256 (2026-12-02, seeds 0–2): baron_mouse 0.878 against 0.861, pbmc4k 0.708 / 0.703, zeisel
-    # 0.891 / 0.892, but human_kidney 0.677 / 0.685, mouse_bladder_2100 0.568 / 0.582 and cite_cbmc 0.461
-    # and 0.422 on seeds 0 and 1 (0.573 on seeds 0–2)
-    batch_size: int = 256
-    # More or less training (2026-12-03, as for the width above): learning rate 2e-3 baron_mouse 0.878, but
-    # mouse_bladder_2100 0.550, human_kidney 0.695, pbmc4k 0.702; 150 masking epochs baron_mouse 0.878,
-    # mouse_bladder_2100 0.567, human_kidney 0.662 (0.55 on seed 2); 5e-4 baron_mouse 0.814,
-    # mouse_bladder_2100 0.502. Longer training helps baron_mouse and costs the others, as min_steps did.
-    # Decoupled weight decay (AdamW) 0.1: level (baron_mouse 0.864, mouse_bladder_2100 0.589); 0.5: 0.860, 0.536
-    learning_rate: float = 1e-3
-    cluster_learning_rate: float = 1e-4
+    min_steps: int = 300  # each training stage takes at least this many optimizer steps (small sets: more epochs)
+    batch_size: int = 256  # cells
+    learning_rate: float = 1e-3  # Adam, stages 1 and 2
+    cluster_learning_rate: float = 1e-4  # Adam, the joint refinement
 
     def __post_init__(self):
         super().__post_init__()
@@ -322,16 +194,14 @@ class Scdmac(ClusteringModel):
         if counts.shape[1] != self.n_input_genes_:
             raise ValueError(f"counts have {counts.shape[1]} genes; the model was fitted on {self.n_input_genes_}")
         totals = np.asarray(counts.sum(axis=1)).ravel()
-        # per 10^4 (SPEC §2.1), not per median library size (scMAE's normalize_per_cell; its own baron_mouse
-        # 0.889 against 0.876 per 10^4). For scDMAC (2026-12-02, seeds 0–2): baron_mouse 0.868 against 0.861,
-        # pbmc4k 0.713 / 0.703, mouse_bladder_2100 0.587 / 0.582, zeisel 0.890 / 0.892, human_kidney 0.614 /
-        # 0.685 (its median over the file's 2000 genes is 263 counts: log1p of almost raw counts)
+        # per 10^4 (the paper's normalisation), not per median library size (scMAE's normalize_per_cell), which
+        # on a set of few genes with large counts is log1p of almost raw counts (docs/models/scdmac.md)
         logged = log_normalize(counts)[:, self.genes_].toarray()
         counts = counts[:, self.genes_].toarray()
         mean, sd = logged.mean(axis=0), logged.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0).astype(np.float32)  # constant genes become 0
-        # not clipped: at |z| ≤ 10 (Seurat's and scanpy's max_value) baron_mouse went 0.857 → 0.878 and
-        # pbmc4k 0.69 → 0.71, but mouse_bladder 0.59 → 0.51 and human_kidney 0.71 → 0.68 (seeds 0–2; baron_mouse 0–4)
+        # not clipped at |z| ≤ 10 (Seurat's and scanpy's max_value): it helped some sets and cost others
+        # (docs/models/scdmac.md)
         device = self.device
         scale = (torch.from_numpy(mean).to(device), torch.from_numpy(sd).to(device))
         return (
