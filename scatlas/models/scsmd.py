@@ -1,4 +1,4 @@
-"""scSMD (seed 002; SPEC §2.2; METHODS-REFERENCE §2): fit / predict / save / load around the modules of
+"""scSMD (Cui et al., BMC Bioinformatics 2025): fit / predict / save / load around the modules of
 :mod:`scatlas.nn.scsmd`.
 
 Each cell = log1p per 10^4 of the 784 highly variable genes as a 28 × 28 image. Training, as in the paper:
@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class ScsmdParams(Params):
     """Hyper-parameters: the paper's where it states them (dilation rates (4, 6, 8, 10), CellNet's 20 epochs,
-    δ < 1), else its reference code's run script (xiaoxuc/scSMD runscSMD.py; METHODS-REFERENCE §2)."""
+    δ < 1), else its reference code's run script (xiaoxuc/scSMD runscSMD.py). Where and why it departs from
+    them: docs/models/scsmd.md."""
 
     model_name = "scSMD"
 
@@ -54,17 +55,15 @@ class ScsmdParams(Params):
     fuzziness: float = 1.5  # m (the paper's λ): memberships p_ik ∝ d_ik^(−1/(m−1)), losses weighted by p_ik^m
     alpha: float = 0.2  # weight of the centre loss L_c
     beta: float = 0.1  # weight of the NB loss L_NB
-    # Module 1 shrinks the latent space (the centre loss pulls every u towards its centre): on deng_subset_133
-    # the spread of the centres fell from 27 to 4 in 100 epochs, K-means on u from ARI 0.30 to 0.21, and
-    # after 200 epochs CellNet put every cell in one cluster; it runs for cluster_epochs whatever the set's size
+    # Module 1 shrinks the latent space (the centre loss pulls every u towards its centre), so it runs for
+    # cluster_epochs whatever the set's size: long enough, it leaves CellNet one cluster
     cluster_epochs: int = 20
     # Adam on the batch mean of the losses. The reference's SGD (lr 1e-6, momentum 0.9) on their sums over
-    # cells makes a step grow with the scale of u, which pretraining sets: on deng_subset_133 after 200
-    # pretraining epochs (u's sd 30) it turned the weights to NaN within 20 steps
+    # cells makes a step grow with the scale of u, which pretraining sets, and can turn the weights to NaN
     cluster_learning_rate: float = 1e-4
     centre_interval: int = 2  # epochs between re-estimates of the centres
     # the paper trains the autoencoder "K times", one step on each cluster's L_u^(k) per batch; False = one
-    # step on their sum Σ_k L_u^(k), the same objective at 1/K of the cost (a CPU zeisel fit: 7 × fewer steps)
+    # step on their sum Σ_k L_u^(k), the same objective at 1/K of the cost
     per_cluster_steps: bool = False
     # 3. CellNet: phase 1 (similarity of the memberships), phase 2 (its own), Adam
     cellnet_epochs: int = 20
