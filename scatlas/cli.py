@@ -1,4 +1,5 @@
-"""The ``scatlas`` command: one entry point for the workflow's scripts and for users (SPEC §6)."""
+"""The ``scatlas`` command: one entry point for the workflow's scripts and for users; its sub-commands and
+options are a stable contract (more may be added, none changes meaning)."""
 
 from __future__ import annotations
 
