@@ -17,6 +17,7 @@ include: "rules/label.smk"
 include: "rules/atlas.smk"
 include: "rules/de.smk"
 include: "rules/cluster.smk"
+include: "rules/impute.smk"
 
 
 rule all:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import results_dir, write_result
 
 from scatlas.impute.benchmark import benchmark
-from scatlas.impute.data import read_counts
+from scatlas.preprocess.expression import read_counts
 from scatlas.registry import IMPUTATION
 
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))

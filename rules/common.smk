@@ -10,11 +10,11 @@ from scatlas.config import validation_message
 from scatlas.io import InputError
 from scatlas.reference.index import hisat2_index_files
 from scatlas.reference.sources import download_name, is_url
-from scatlas.registry import CLUSTERING
+from scatlas.registry import CLUSTERING, IMPUTATION
 from scatlas.sheets import fetched, load_runs, load_samples, runs_schema
 
 try:
-    validate(config, schema="schemas/config.schema.yaml")
+    validate(config, schema="../scatlas/schemas/config.schema.yaml")
 except WorkflowError as err:
     raise WorkflowError(validation_message(err, "config")) from None
 
@@ -144,6 +144,8 @@ def final_outputs():
         outputs.append("results/excluded_runs.tsv")
         outputs += ["atlas/preprocessed.h5ad", "results/qc_removed.tsv"]
         outputs += de_outputs()
+        if config["impute"]["enabled"]:
+            outputs.append("atlas/imputed.h5ad")
     if cluster_runs():
         outputs.append("results/cluster/scores.tsv")
     return outputs
@@ -194,8 +196,23 @@ def cluster_n_clusters(wildcards):
         return entry["n_clusters"]
     from scatlas.cluster.data import count_labels
 
-    return count_labels(entry["h5ad"], entry.get("label_key", "label"))
+    return count_labels(entry["h5ad"], entry["label_key"])
 
 
 def cluster_method_params(wildcards):
     return CLUSTER.get("params", {}).get(wildcards.method, {})
+
+
+# ---- impute: LATE (or TRANSLATE) on the atlas (config section `impute`) ----
+def impute_method():
+    return "translate" if config["impute"]["reference"] else "late"
+
+
+def impute_reference():
+    """The reference h5ad TRANSLATE pretrains on, when configured."""
+    return [config["impute"]["reference"]] if config["impute"]["reference"] else []
+
+
+def impute_code():
+    """The package files the imputation depends on (scatlas/registry.py): editing them reruns the rule."""
+    return [f"{workflow.basedir}/scatlas/{name}" for name in IMPUTATION.code_of(impute_method())]

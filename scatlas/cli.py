@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from scatlas import __version__
+from scatlas.config import default
 from scatlas.io import InputError
-from scatlas.registry import CLUSTERING
+from scatlas.registry import CLUSTERING, IMPUTATION
 from scatlas.repositories.accessions import AccessionError
 from scatlas.repositories.http import RemoteError
 from scatlas.tools import ToolError
@@ -66,6 +67,63 @@ def _cluster(args: argparse.Namespace) -> None:
             f"{args.method} embedding)",
             file=sys.stderr,
         )
+
+
+def _impute_params(values: list[str]) -> dict:
+    import yaml
+
+    params = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError("--param", f"{item!r} is not KEY=VALUE")
+        params[key] = yaml.safe_load(value)
+    return params
+
+
+def _impute(args: argparse.Namespace) -> None:
+    from scatlas.impute import run_impute
+
+    if not args.output.endswith(".h5ad"):
+        raise InputError(args.output, "--output must name an .h5ad file")
+    run_impute(
+        args.method,
+        args.input,
+        args.output,
+        reference=args.reference,
+        seed=args.seed,
+        device=args.device,
+        config=args.config,
+        params=_impute_params(args.param),
+        save_model=args.save_model,
+        model=args.model,
+        fill_missing=args.fill_missing,
+        threads=args.threads,
+    )
+
+
+def _impute_benchmark(args: argparse.Namespace) -> None:
+    import math
+
+    from scatlas.impute.benchmark import run_benchmark
+    from scatlas.params import load_params
+
+    params = {**load_params(args.config), **_impute_params(args.param)}
+    results = run_benchmark(
+        args.input,
+        holdout=args.holdout,
+        seed=args.seed,
+        reference=args.reference,
+        methods=args.methods,
+        device=args.device,
+        params={name: params for name in ("late", "translate")} if params else None,
+        n_top_genes=args.n_top_genes,
+        fill_missing=args.fill_missing,
+    )
+    clean = {
+        m: {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in s.items()} for m, s in results.items()
+    }
+    print(json.dumps(clean))
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -162,16 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     quantify.add_argument("--bam", required=True, help="aligned reads of one run (BAM/SAM)")
     quantify.add_argument("--gtf", required=True, help="genes to count (GTF; exons, gene_id)")
     quantify.add_argument("--paired", action="store_true", help="count fragments (read pairs), not reads")
-    quantify.add_argument("--strandedness", choices=["unstranded", "forward", "reverse"], default="unstranded")
-    quantify.add_argument("--threads", type=int, default=1)
+    quantify.add_argument(
+        "--strandedness", choices=["unstranded", "forward", "reverse"], default=default("quantify.strandedness")
+    )
+    quantify.add_argument("--threads", type=int, default=default("quantify.threads"))
     quantify.add_argument("--output", required=True, help="TSV: gene_id, count, length (bp), rpkm")
     quantify.set_defaults(func=_quantify)
 
     align = commands.add_parser("align", help="align one run with HISAT2 into an unsorted BAM")
     align.add_argument("--fastq", nargs="+", required=True, help="one FASTQ (single-end) or two (paired-end)")
     align.add_argument("--index", required=True, help="HISAT2 index prefix")
-    align.add_argument("--phred", choices=["auto", "33", "64"], default="auto", help="quality encoding")
-    align.add_argument("--threads", type=int, default=1)
+    align.add_argument("--phred", choices=["auto", "33", "64"], default=default("align.phred"), help="quality encoding")
+    align.add_argument("--threads", type=int, default=default("align.threads"))
     align.add_argument("--bam", required=True)
     align.add_argument("--summary", required=True, help="HISAT2 alignment summary")
     align.set_defaults(func=_align)
@@ -179,8 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     reference = commands.add_parser("reference", help="HISAT2 index, gene table and gene GTF from FASTA + GTF")
     reference.add_argument("--fasta", required=True, help="genome FASTA (plain or .gz)")
     reference.add_argument("--gtf", required=True, help="gene annotation GTF (plain or .gz)")
-    reference.add_argument("--biotypes", nargs="*", default=["protein_coding"], help="gene biotypes kept (none: all)")
-    reference.add_argument("--no-splice-sites", action="store_true", help="index without known splice sites")
+    reference.add_argument(
+        "--biotypes", nargs="*", default=default("reference.gene_biotypes"), help="gene biotypes kept (none: all)"
+    )
+    reference.add_argument(
+        "--no-splice-sites",
+        action="store_true",
+        default=not default("reference.splice_aware_index"),
+        help="index without known splice sites",
+    )
     reference.add_argument("--threads", type=int, default=1)
     reference.add_argument("--outdir", required=True)
     reference.set_defaults(func=_reference)
@@ -195,8 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     samples.set_defaults(func=_geo_samples)
 
     query = commands.add_parser("query", help="query GEO and ArrayExpress and merge what is new into the manifests")
-    query.add_argument("--config", help="workflow config YAML (its query and repositories sections)")
-    query.add_argument("--manifests", default="manifests", help="manifests folder (default: manifests)")
+    manifests = str(Path(default("runs")).parent)  # where the workflow's query stage writes them
+    query.add_argument(
+        "--config",
+        help="workflow config YAML (its query and repositories sections; the schema's defaults for the rest)",
+    )
+    query.add_argument("--manifests", default=manifests, help=f"manifests folder (default: {manifests})")
     query.add_argument("--since", help="window start YYYY-MM-DD (default: end of the last successful query)")
     query.add_argument("--until", help="window end YYYY-MM-DD (default: today)")
     query.set_defaults(func=_query)
@@ -215,8 +286,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.set_defaults(func=_refresh)
 
-    from scatlas.ontology.match import DEFAULT_SCOPES, UNINFORMATIVE_TERMS
-
     ontology = commands.add_parser("ontology", help="Cell Ontology look-ups")
     ontology = ontology.add_subparsers(dest="action", required=True, metavar="ACTION")
     match = ontology.add_parser("match", help="the most specific Cell Ontology terms named in each text (TSV)")
@@ -224,11 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument(
         "--scopes",
         nargs="+",
-        default=list(DEFAULT_SCOPES),
+        default=default("label.synonym_scopes"),
         choices=["EXACT", "RELATED", "BROAD", "NARROW"],
         help="synonym scopes matched besides term names",
     )
-    match.add_argument("--exclude", nargs="*", default=list(UNINFORMATIVE_TERMS), help="term ids never reported")
+    match.add_argument("--exclude", nargs="*", default=default("label.exclude_terms"), help="term ids never reported")
     match.add_argument("text", nargs="+", metavar="TEXT")
     match.set_defaults(func=_ontology_match)
 
@@ -236,14 +305,25 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--input", required=True, help="h5ad: raw counts in layer 'counts' (else X), cells x genes")
     de.add_argument("--group-key", required=True, help="obs column of the cell types")
     de.add_argument("--study-key", required=True, help="obs column of the studies")
-    de.add_argument("--method", choices=["scde", "wilcoxon", "pydeseq2"], default="scde")
-    de.add_argument("--min-cells", type=int, default=75, help="cells of a type a study needs to be tested")
-    de.add_argument("--max-cells", type=int, default=75, help="cells sampled per side of a test (0: all)")
-    de.add_argument("--n-bootstrap", type=int, default=150, help="SCDE bootstrap resamples per group")
-    de.add_argument("--pseudo-replicates", type=int, default=3, help="pydeseq2: pseudo-bulk samples per group")
-    de.add_argument("--fdr", type=float, default=0.05, help="threshold on the maximum adjusted p")
-    de.add_argument("--exclude", nargs="*", default=["unlabelled"], help="group values never tested")
-    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--method", choices=["scde", "wilcoxon", "pydeseq2"], default=default("de.method"))
+    de.add_argument(
+        "--min-cells", type=int, default=default("de.min_cells"), help="cells of a type a study needs to be tested"
+    )
+    de.add_argument(
+        "--max-cells", type=int, default=default("de.max_cells"), help="cells sampled per side of a test (0: all)"
+    )
+    de.add_argument(
+        "--n-bootstrap", type=int, default=default("de.n_bootstrap"), help="SCDE bootstrap resamples per group"
+    )
+    de.add_argument(
+        "--pseudo-replicates",
+        type=int,
+        default=default("de.pseudo_replicates"),
+        help="pydeseq2: pseudo-bulk samples per group",
+    )
+    de.add_argument("--fdr", type=float, default=default("de.fdr"), help="threshold on the maximum adjusted p")
+    de.add_argument("--exclude", nargs="*", default=default("de.exclude"), help="group values never tested")
+    de.add_argument("--seed", type=int, default=default("de.seed"))
     de.add_argument("--output", required=True, help="DIR: DIR/{cell_type}.tsv and DIR/_index.tsv")
     de.set_defaults(func=_de)
 
@@ -263,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
         "estimated (Leiden at resolution 1 on the method's embedding) and reported",
     )
     cluster.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same labels)")
-    cluster.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
+    cluster.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default=default("cluster.device"), help="auto: CUDA when present"
+    )
     cluster.add_argument(
         "--config",
         help="YAML mapping of the method's parameters: the fields of "
@@ -276,8 +358,60 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="ARI, NMI, Hungarian accuracy, silhouette of a clustering as JSON")
     score.add_argument("--labels", required=True, help="clusters TSV (cell, cluster) written by scatlas cluster")
     score.add_argument("--truth", required=True, help="h5ad whose obs holds the true labels")
-    score.add_argument("--key", default="label", help="obs column of the true labels")
+    score.add_argument("--key", default=default("cluster.datasets.*.label_key"), help="obs column of the true labels")
     score.set_defaults(func=_score)
+
+    deep_params = "YAML mapping of LATE's parameters (the fields of scatlas.models.late.LateParams)"
+    impute = commands.add_parser(
+        "impute",
+        help="impute an h5ad of raw counts with LATE or TRANSLATE",
+        description="Fits LATE (or TRANSLATE: LATE on --reference, fine-tuned on the input at a tenth of the "
+        "learning rate) on the modelled genes' ln(1 + counts x target_sum / library size) (natural log; library "
+        "size over every gene; target_sum: the median library size unless set) and writes OUT.h5ad: X the observed "
+        "values, layer imputed the model's output for every entry (same scale), uns['impute'] the method, scale and "
+        "parameters. The model (weights, parameters, per-epoch history, environment) goes to OUT.model/ or "
+        "--save-model DIR; --model DIR reuses one without refitting.",
+    )
+    impute.add_argument("--method", required=True, choices=IMPUTATION.names("deep"))
+    impute.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
+    impute.add_argument(
+        "--reference",
+        default=default("impute.reference"),
+        help="translate: h5ad of raw counts to pretrain on (genes matched by name)",
+    )
+    impute.add_argument("--fill-missing", action="store_true", help="genes a file lacks read as unobserved (zeros)")
+    impute.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same values)")
+    impute.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default("impute.device"))
+    impute.add_argument("--config", help=deep_params)
+    impute.add_argument("--param", action="append", metavar="KEY=VALUE", help="one parameter (wins over --config)")
+    impute.add_argument("--threads", type=_positive_int, help="CPU threads of torch (default: the cores)")
+    models = impute.add_mutually_exclusive_group()
+    models.add_argument("--save-model", metavar="DIR", help="where the fitted model goes (default: OUT.model/)")
+    models.add_argument("--model", metavar="DIR", help="a saved model to impute with, without refitting")
+    impute.add_argument("--output", required=True, help="OUT.h5ad")
+    impute.set_defaults(func=_impute)
+
+    bench = commands.add_parser(
+        "impute-benchmark",
+        help="hide a share of the non-zero counts, impute with every method, score on them (JSON)",
+        description="Hides --holdout of the non-zero counts, then (from the masked counts alone) picks the "
+        "--n-top-genes most variable genes, normalises to the median library size and takes ln(1 + x); imputes "
+        "with each method and prints one JSON object keyed by method: mse_heldout, pearson_heldout, "
+        "pearson_per_gene_median, pearson_per_cell_median (null where undefined), seconds.",
+    )
+    bench.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
+    bench.add_argument("--holdout", type=float, default=0.1, help="share of the non-zero counts hidden, in (0, 1)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--reference", help="h5ad of raw counts for translate (run only when given)")
+    bench.add_argument("--fill-missing", action="store_true", help="genes the reference lacks read as unobserved")
+    bench.add_argument(
+        "--methods", nargs="+", choices=IMPUTATION.names(), help="default: all (translate with --reference)"
+    )
+    bench.add_argument("--n-top-genes", type=int, default=2000, help="genes modelled (0: all)")
+    bench.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default("impute.device"))
+    bench.add_argument("--config", help=deep_params)
+    bench.add_argument("--param", action="append", metavar="KEY=VALUE", help="one LATE parameter")
+    bench.set_defaults(func=_impute_benchmark)
 
     demo = commands.add_parser("demo", help="write the synthetic offline demo (genome, GTF, reads, sheet, config)")
     demo.add_argument("--outdir", required=True)

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
+from pathlib import Path
 from typing import ClassVar
+
+import yaml
+
+from scatlas.io import InputError
 
 
 @dataclasses.dataclass
@@ -73,3 +79,18 @@ class MethodParams:
                 raise refuse("a list")
             return [cls._typed(name, typing.get_args(hint)[0], item) for item in value]
         return value
+
+
+def load_params(path: str | os.PathLike | None) -> dict:
+    """A method's parameters from a YAML mapping (``--config``); {} without a path."""
+    if path is None:
+        return {}
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(path, f"cannot read parameters ({err})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise InputError(path, "parameters must be a YAML mapping of name: value")
+    return values

@@ -141,7 +141,7 @@ _IMPUTATION_BASELINE = "scatlas.impute.baselines"
 # unobserved), reference the same for a reference set over the same genes (translate only, else None).
 IMPUTATION = _stage(
     "impute",
-    ("impute/__init__.py", "impute/data.py", "impute/benchmark.py", "preprocess/normalize.py", "params.py"),
+    ("impute/__init__.py", "preprocess/expression.py", "impute/benchmark.py", "preprocess/normalize.py", "params.py"),
     Method(
         "late",
         "deep",

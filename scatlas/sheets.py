@@ -11,6 +11,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from scatlas.config import describe
 from scatlas.io import InputError
 from scatlas.repositories.accessions import is_accession
 
@@ -20,14 +21,6 @@ RUNS_SCHEMA = files("scatlas") / "schemas" / "runs.schema.yaml"
 @cache
 def runs_schema() -> dict:
     return yaml.safe_load(RUNS_SCHEMA.read_text())
-
-
-def describe(error: jsonschema.ValidationError) -> str:
-    """One line naming where a JSON-schema violation is and what it is."""
-    where = ".".join(map(str, error.absolute_path))
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
-    return f"{where}: {error.message}" if where else error.message
 
 
 def fetched(run: pd.Series) -> bool:

@@ -35,21 +35,21 @@ def ari_of(method: str, counts, truth, seed: int, **options) -> float:
     return float(adjusted_rand_score(truth, labels))
 
 
-def scsmd_baron(seed: int = 0) -> dict[str, float]:
+def scsmd_baron(seed: int = 0, device: str = "cpu") -> dict[str, float]:
     """scSMD after a short fit on 400 baron_mouse cells, and PCA + K-means on the same cells."""
     counts, truth = baron_subsample()
     params = {"pretrain_epochs": 15, "cluster_epochs": 5, "min_steps": 1}
     return {
-        "scsmd": ari_of("scsmd", counts, truth, seed, device="cpu", params=params),
+        "scsmd": ari_of("scsmd", counts, truth, seed, device=device, params=params),
         "pca_kmeans": ari_of("pca-kmeans", counts, truth, seed),
     }
 
 
-def scdmac_baron(seed: int = 0) -> dict[str, float]:
+def scdmac_baron(seed: int = 0, device: str = "cpu") -> dict[str, float]:
     """scDMAC (defaults but 30 masking epochs) on 400 baron_mouse cells, and PCA + K-means on the same cells."""
     counts, truth = baron_subsample()
     return {
-        "scdmac": ari_of("scdmac", counts, truth, seed, device="cpu", params={"mae_epochs": 30}),
+        "scdmac": ari_of("scdmac", counts, truth, seed, device=device, params={"mae_epochs": 30}),
         "pca_kmeans": ari_of("pca-kmeans", counts, truth, seed),
     }
 

@@ -13,28 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import yaml
 
 from scatlas.cluster.data import CountMatrix, read_counts
 from scatlas.io import InputError, atomic_output
+from scatlas.params import load_params
 from scatlas.registry import CLUSTERING
 
 log = logging.getLogger(__name__)
-
-
-def load_params(path: str | os.PathLike | None) -> dict:
-    """A method's parameters from a YAML mapping (``--config``); {} without a path."""
-    if path is None:
-        return {}
-    try:
-        values = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise InputError(path, f"cannot read parameters ({err})") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise InputError(path, "parameters must be a YAML mapping of name: value")
-    return values
 
 
 def cluster_counts(

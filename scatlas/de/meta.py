@@ -18,6 +18,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from scatlas.config import default
 from scatlas.de.methods import compare_groups
 from scatlas.io import InputError, atomic_output, raw_counts, read_h5ad
 
@@ -28,16 +29,16 @@ INDEX_NAME = "_index.tsv"  # never a cell type's file: their names never start w
 
 @dataclass
 class DEParams:
-    """Parameters of the multi-study DE (config section ``de``; defaults as scQuery)."""
+    """Parameters of the multi-study DE (config section ``de``, whose defaults are scQuery's)."""
 
-    method: str = "scde"
-    min_cells: int = 75
-    max_cells: int = 75
-    n_bootstrap: int = 150
-    pseudo_replicates: int = 3
-    fdr: float = 0.05
-    seed: int = 0
-    exclude: list[str] = field(default_factory=lambda: ["unlabelled"])
+    method: str = default("de.method")
+    min_cells: int = default("de.min_cells")
+    max_cells: int = default("de.max_cells")
+    n_bootstrap: int = default("de.n_bootstrap")
+    pseudo_replicates: int = default("de.pseudo_replicates")
+    fdr: float = default("de.fdr")
+    seed: int = default("de.seed")
+    exclude: list[str] = field(default_factory=lambda: default("de.exclude"))
 
 
 def safe_file_name(name: str) -> str:

@@ -267,6 +267,8 @@ def simulate(outdir: str | os.PathLike, seed: int = 0, cells_per_study: int | No
         "preprocess": {"min_genes": 10, "n_top_genes": 20},
         # 4 cells of each type per study: every type is tested in every study, 4 cells against 4
         "de": {"min_cells": 3, "max_cells": 4, "n_bootstrap": 50},
+        # LATE on the 20 highly variable genes: small layers, a few epochs
+        "impute": {"enabled": True, "params": {"hidden": [16, 8], "max_epochs": 20, "batch_size": 16}},
     }
     with atomic_output(outdir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from scatlas.impute.data import (
+from scatlas.io import InputError, atomic_output
+from scatlas.params import load_params
+from scatlas.preprocess.expression import (
     NORMALISATION,
     H5adCountRows,
     LogExpression,
@@ -27,7 +29,6 @@ from scatlas.impute.data import (
     median_library_size,
     read_counts,
 )
-from scatlas.io import InputError, atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,9 @@ def model_path(output: str | os.PathLike) -> Path:
     return output.with_name(f"{stem}.model")
 
 
-def load_params(path: str | os.PathLike | None) -> dict:
-    from scatlas.cluster import load_params as load_yaml_params
-
-    return load_yaml_params(path)
-
-
 def expression_for(rows: H5adCountRows, n_top_genes: int, target_sum: float) -> LogExpression:
-    """The log expression LATE fits on ``rows``: its modelled genes (:func:`~scatlas.impute.data.choose_genes`)
+    """The log expression LATE fits on ``rows``: its modelled genes
+    (:func:`~scatlas.preprocess.expression.choose_genes`)
     at ``target_sum`` counts per cell (0: the median library size)."""
     genes = choose_genes(rows, n_top_genes)
     if target_sum <= 0:
@@ -137,7 +133,7 @@ def run_impute(
             data = expression_for(rows, late_params.n_top_genes, late_params.target_sum)
             fitted = Late(late_params, seed, device)
             if method == "translate":
-                if reference is None:
+                if not reference:
                     raise InputError(input, "method translate needs --reference REF.h5ad")
                 ref_rows = read_counts(reference)
                 ref_genes = align_genes(ref_rows.gene_names, data.gene_names, reference, fill_missing, "the input's")
@@ -157,7 +153,7 @@ def run_impute(
         "layer": "imputed: the model's output for every entry; X: the observed values (zeros unobserved)",
         "params": json.dumps(dataclasses.asdict(fitted.params)),
         "seed": fitted.seed,
-        "reference": str(reference) if reference is not None else "",
+        "reference": str(reference) if reference else "",
     }
     write_imputed(fitted, data, rows, output, uns)
     if model is None:

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from scatlas.impute.data import CountRows, align_genes, choose_genes, median_library_size
 from scatlas.io import InputError
+from scatlas.preprocess.expression import CountRows, align_genes, choose_genes, median_library_size
 from scatlas.preprocess.normalize import log_normalize
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,8 @@ def score(masked: Masked, imputed: np.ndarray) -> dict[str, float]:
 
 def reference_expression(reference: CountRows, masked: Masked, fill_missing: bool = False) -> sp.csr_matrix:
     """The reference's ln(1 + x) expression over the target's modelled genes, at the target's target sum
-    (TRANSLATE's step 1); genes matched by name (:func:`scatlas.impute.data.align_genes`)."""
-    from scatlas.impute.data import LogExpression
+    (TRANSLATE's step 1); genes matched by name (:func:`scatlas.preprocess.expression.align_genes`)."""
+    from scatlas.preprocess.expression import LogExpression
 
     genes = align_genes(reference.gene_names, masked.gene_names, reference.path, fill_missing, "the target's")
     data = LogExpression(reference, genes, masked.target_sum, masked.gene_names)
@@ -178,7 +178,7 @@ def run_benchmark(
 ) -> dict[str, dict[str, float]]:
     """``scatlas impute-benchmark``: every method of :data:`scatlas.registry.IMPUTATION` (``translate`` only
     with a ``reference``) unless ``methods`` names some."""
-    from scatlas.impute.data import read_counts
+    from scatlas.preprocess.expression import read_counts
     from scatlas.registry import IMPUTATION
 
     if not 0 < holdout < 1:

@@ -1,7 +1,7 @@
 """LATE and TRANSLATE (Badsha et al., Quant. Biol. 2020): fit / impute / save / load around
 :class:`scatlas.nn.late.LateAutoencoder`.
 
-LATE trains the autoencoder on one data set's log expression (:class:`scatlas.impute.data.LogExpression`)
+LATE trains the autoencoder on one data set's log expression (:class:`scatlas.preprocess.expression.LogExpression`)
 with the loss over its observed (non-zero) entries; the cells are split 70 / 15 / 15 into training,
 validation and test sets, training stops when the validation loss has not improved for ``patience`` epochs,
 and the weights of the best validation epoch are kept. TRANSLATE is the same fit twice: on a reference, then,
@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scatlas.impute.data import NORMALISATION, LogExpression
 from scatlas.io import atomic_output
 from scatlas.models.base import Params
 from scatlas.models.training import adam, batch_starts, choose_device, deterministic
 from scatlas.nn.late import LateAutoencoder, nonzero_mse
+from scatlas.preprocess.expression import NORMALISATION, LogExpression
 
 log = logging.getLogger(__name__)
 

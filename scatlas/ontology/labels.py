@@ -7,13 +7,14 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from scatlas.config import default
 from scatlas.io import atomic_output
 from scatlas.ontology.load import load_ontology
 from scatlas.ontology.match import DEFAULT_SCOPES, UNINFORMATIVE_TERMS, Matcher, sample_fields
 
 UNLABELLED = "unlabelled"
 LABEL_COLUMNS = ["study", "sample", "cell_ontology_id", "cell_ontology_name", "label_source"]
-SAMPLE_FIELDS = ("characteristics", "source_name", "title", "description")
+SAMPLE_FIELDS = tuple(default("label.fields"))
 
 
 def label_samples(samples: pd.DataFrame, matcher: Matcher, fields: Iterable[str] = SAMPLE_FIELDS) -> pd.DataFrame:

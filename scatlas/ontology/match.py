@@ -13,13 +13,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from scatlas.config import default
 from scatlas.ontology.load import Ontology
 
 WORD = re.compile(r"[^\W_]+")
-# Terms that name no cell type a curator would assign: the root and organism-level groupings
-# ("library failed: no cells captured" must not become "cell").
-UNINFORMATIVE_TERMS = ("CL:0000000", "CL:0000003", "CL:0000255", "CL:0000548", "CL:0000010", "CL:0000001")
-DEFAULT_SCOPES = ("EXACT",)
+# Terms that name no cell type a curator would assign (the config's label.exclude_terms): the root and
+# organism-level groupings ("library failed: no cells captured" must not become "cell").
+UNINFORMATIVE_TERMS = tuple(default("label.exclude_terms"))
+DEFAULT_SCOPES = tuple(default("label.synonym_scopes"))
 ABBREVIATION_MAX_LENGTH = 5
 
 

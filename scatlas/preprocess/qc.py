@@ -11,6 +11,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from scatlas.config import default
 from scatlas.io import atomic_output, read_h5ad
 from scatlas.preprocess.normalize import TARGET_SUM, log_normalize, mark_highly_variable
 
@@ -20,11 +21,11 @@ QC_COLUMNS = ["kind", "id", "study", "reason"]
 
 def qc_filter(
     adata: ad.AnnData,
-    min_genes: int = 200,
-    max_genes: int = 5000,
-    max_mito_fraction: float = 0.10,
-    min_cells: int = 3,
-    mito_prefix: str = "mt-",
+    min_genes: int = default("preprocess.min_genes"),
+    max_genes: int = default("preprocess.max_genes"),
+    max_mito_fraction: float = default("preprocess.max_mito_fraction"),
+    min_cells: int = default("preprocess.min_cells"),
+    mito_prefix: str = default("preprocess.mito_prefix"),
 ) -> tuple[ad.AnnData, pd.DataFrame]:
     """Cells and genes passing QC, and a table of what was removed and why (``QC_COLUMNS``).
 
@@ -68,9 +69,9 @@ def qc_filter(
 def normalize(
     adata: ad.AnnData,
     target_sum: float = TARGET_SUM,
-    n_top_genes: int = 2000,
-    hvg_flavor: str = "seurat",
-    batch_key: str | None = None,
+    n_top_genes: int = default("preprocess.n_top_genes"),
+    hvg_flavor: str = default("preprocess.hvg_flavor"),
+    batch_key: str | None = default("preprocess.hvg_batch_key"),
 ) -> ad.AnnData:
     """Raw counts in ``X`` → layer ``counts`` (int), ``X`` = log1p(counts / size_factor) (float32,
     :func:`~scatlas.preprocess.normalize.log_normalize`, as the clustering methods see it).
@@ -92,15 +93,15 @@ def preprocess_atlas(
     atlas: str | os.PathLike,
     output: str | os.PathLike,
     qc_output: str | os.PathLike,
-    min_genes: int = 200,
-    max_genes: int = 5000,
-    max_mito_fraction: float = 0.10,
-    min_cells: int = 3,
-    mito_prefix: str = "mt-",
+    min_genes: int = default("preprocess.min_genes"),
+    max_genes: int = default("preprocess.max_genes"),
+    max_mito_fraction: float = default("preprocess.max_mito_fraction"),
+    min_cells: int = default("preprocess.min_cells"),
+    mito_prefix: str = default("preprocess.mito_prefix"),
     target_sum: float = TARGET_SUM,
-    n_top_genes: int = 2000,
-    hvg_flavor: str = "seurat",
-    batch_key: str | None = None,
+    n_top_genes: int = default("preprocess.n_top_genes"),
+    hvg_flavor: str = default("preprocess.hvg_flavor"),
+    batch_key: str | None = default("preprocess.hvg_batch_key"),
 ) -> ad.AnnData:
     """Write ``atlas/preprocessed.h5ad`` (:func:`qc_filter` then :func:`normalize`) and the QC table.
 

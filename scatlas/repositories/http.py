@@ -25,6 +25,7 @@ from tqdm import tqdm
 from urllib3.util.retry import Retry
 
 from scatlas import __version__
+from scatlas.config import default
 from scatlas.io import atomic_output
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,13 @@ class Remote:
         URLs at a local replay server; nothing else differs from production.
     cache_dir
         Where parsed-OK responses are kept, keyed by URL and parameters (credentials excluded);
-        ``None`` disables the cache. Entries older than ``cache_max_age_days`` are refetched.
+        ``None`` (here, unlike the workflow's config) disables the cache. Entries older than
+        ``cache_max_age_days`` are refetched.
     retries, backoff, backoff_max
         Attempts after the first, and the exponential backoff ``backoff · 2^attempt`` (capped)
         used when the server gives no ``Retry-After``.
+
+    The other defaults are the config's (section ``repositories``).
     """
 
     def __init__(
@@ -83,14 +87,14 @@ class Remote:
         services: Mapping[str, Service] | None = None,
         *,
         cache_dir: str | os.PathLike | None = None,
-        cache_max_age_days: float = 14,
-        retries: int = 6,
-        backoff: float = 1.0,
-        backoff_max: float = 120.0,
-        timeout: float = 60.0,
-        tool: str = "scatlas",
-        email: str = "",
-        api_key: str = "",
+        cache_max_age_days: float = default("repositories.cache_max_age_days"),
+        retries: int = default("repositories.retries"),
+        backoff: float = default("repositories.backoff"),
+        backoff_max: float = default("repositories.backoff_max"),
+        timeout: float = default("repositories.timeout"),
+        tool: str = default("repositories.tool"),
+        email: str = default("repositories.email"),
+        api_key: str = default("repositories.api_key"),
     ):
         self.services = dict(services or {name: Service(*spec) for name, spec in DEFAULT_SERVICES.items()})
         if api_key and "eutils" in self.services:  # NCBI allows 10 requests/s with a key

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from scatlas.config import default, with_defaults
 from scatlas.repositories import arrayexpress, geo, manifests, sra
 from scatlas.repositories.accessions import check, geo_series_of_mirror, is_accession
 from scatlas.repositories.http import Remote, RemoteError
@@ -29,16 +30,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Criteria:
-    """What a sample must be to enter the atlas (the ``query`` config section)."""
+    """What a sample must be to enter the atlas (the ``query`` config section; its defaults)."""
 
-    organism: str = "Mus musculus"
-    library_strategies: tuple[str, ...] = ("RNA-Seq",)
-    single_cell_pattern: str = r"single[- ]?(cell|nucle)|scRNA|snRNA|smart-?seq|fluidigm|\bC1\b"
-    bulk_pattern: str = r"\bbulk\b|\bpopulation\b|\bpool(ed)? of \d+ cells\b"
-    multi_cell_pattern: str = (
-        r"10x genomics|chromium|drop-?seq|indrop|seq-?well|microwell-seq|split-?seq|"
-        r"sci-rna-seq|cel-?seq|mars-?seq|cell ?ranger|cell hashing"
-    )
+    organism: str = default("query.organism")
+    library_strategies: tuple[str, ...] = tuple(default("query.library_strategies"))
+    single_cell_pattern: str = default("query.single_cell_pattern")
+    bulk_pattern: str = default("query.bulk_pattern")
+    multi_cell_pattern: str = default("query.multi_cell_pattern")
 
     def __post_init__(self):
         self._single = re.compile(self.single_cell_pattern, re.IGNORECASE)
@@ -244,7 +242,8 @@ def run_query(
     Parameters
     ----------
     config
-        The workflow config (``query`` and ``repositories`` sections).
+        The workflow config (``query`` and ``repositories`` sections); a key it leaves out takes the
+        schema's default (:func:`scatlas.config.with_defaults`).
     directory
         The manifests folder (studies.tsv, samples.tsv, runs.tsv, excluded.tsv, queries.tsv).
     since, until
@@ -254,8 +253,9 @@ def run_query(
     Returns counts of what was found. Raises :class:`RemoteError` naming the accession that failed,
     after writing what was resolved before it.
     """
-    query = config.get("query", {})
-    remote = remote or Remote.from_config(config.get("repositories", {}))
+    config = with_defaults(config)
+    query = config["query"]
+    remote = remote or Remote.from_config(config["repositories"])
     today = today or dt.date.today().isoformat()
     criteria = Criteria(
         **{k: (tuple(v) if isinstance(v, list) else v) for k, v in query.items() if k in Criteria.__dataclass_fields__}
@@ -264,20 +264,20 @@ def run_query(
     known = set(manifests.read(directory, "studies")["study"])
     found, windows, failures = Found(), [], []
     geo_done: set[str] = set()
-    for source in query.get("sources", ["geo", "arrayexpress"]):
-        start = since or manifests.last_window_end(directory, source) or query.get("since", "2010-01-01")
-        end = until or query.get("until") or today
+    for source in query["sources"]:
+        start = since or manifests.last_window_end(directory, source) or query["since"]
+        end = until or query["until"] or today
         log.info("querying %s for studies published %s..%s", source, start, end)
         n_before = len(found.studies)
         try:
             if source == "geo":
                 documents = geo.search_series(
                     remote,
-                    query.get("term", "single cell"),
+                    query["term"],
                     criteria.organism,
                     _geo_date(start),
                     _geo_date(end),
-                    query.get("page_size", 500),
+                    query["page_size"],
                 )
                 for document in documents:
                     if document.get("accession") in geo_done:
@@ -285,9 +285,7 @@ def run_query(
                     geo_done.add(document.get("accession"))
                     resolve_geo_series(remote, document, criteria, found, today)
             elif source == "arrayexpress":
-                hits = arrayexpress.search_studies(
-                    remote, query.get("arrayexpress_query", "single cell RNA-seq"), criteria.organism, start, end
-                )
+                hits = arrayexpress.search_studies(remote, query["arrayexpress_query"], criteria.organism, start, end)
                 for hit in hits:
                     accession = check("arrayexpress", hit["accession"], "BioStudies search")
                     mirror = geo_series_of_mirror(accession)

@@ -168,6 +168,7 @@ def test_all_zero_cells_and_genes_are_left_out_and_marked_na(deng, tmp_path):
     assert np.isnan(np.load(tmp_path / "out.embedding.npy")[5]).all()
 
 
+@pytest.mark.slow
 def test_scsmd_writes_every_cell_and_its_latent_space(deng, tmp_path, capsys):
     config = tmp_path / "params.yaml"
     config.write_text("pretrain_epochs: 2\ncluster_epochs: 1\ncellnet_epochs: 2\nfinetune_epochs: 2\nmin_steps: 1\n")
@@ -248,6 +249,7 @@ def test_a_wrongly_typed_parameter_is_refused_before_any_fit(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_leiden_clusters_a_set_of_more_than_8192_cells(tmp_path, capsys):
     # CITE-seq CBMC, 8617 cells, 15 labelled types: above 8192 cells scanpy's default kNN backend
     # returned a sparse array its own code then failed on

@@ -11,9 +11,9 @@ from conftest import SHARED
 
 from scatlas.cli import main
 from scatlas.impute.benchmark import benchmark, hide_counts, mask, score
-from scatlas.impute.data import CountRows, LogExpression, read_counts
 from scatlas.models.late import Late, LateParams
 from scatlas.nn.late import LateAutoencoder, nonzero_mse
+from scatlas.preprocess.expression import CountRows, LogExpression, read_counts
 from scatlas.preprocess.normalize import log_normalize
 
 ZEISEL = SHARED / "data" / "benchmarks" / "zeisel.h5ad"

@@ -3,10 +3,10 @@
 import re
 
 import pytest
-import yaml
 from conftest import REPO
 
 from scatlas.cli import build_parser
+from scatlas.config import config_schema
 from scatlas.registry import CLUSTERING, STAGES
 
 
@@ -24,8 +24,7 @@ def test_the_cluster_command_offers_the_registrys_methods():
 
 
 def test_the_config_schema_names_the_registrys_methods():
-    schema = yaml.safe_load((REPO / "rules" / "schemas" / "config.schema.yaml").read_text())
-    cluster = schema["properties"]["cluster"]["properties"]
+    cluster = config_schema()["properties"]["cluster"]["properties"]
     assert cluster["methods"]["items"]["enum"] == CLUSTERING.names()
     assert list(cluster["params"]["properties"]) == CLUSTERING.names()
     assert set(cluster["methods"]["default"]) <= set(CLUSTERING.names())

@@ -1,4 +1,4 @@
-"""What imputation reads: raw counts in row blocks (from memory or straight from an h5ad file on disk), and
+"""What the imputation models read: raw counts in row blocks (from memory or straight from an h5ad file on disk), and
 the log expression the models see, ``ln(1 + counts × target_sum / library size)`` over the modelled genes.
 
 Library sizes count every gene of the file; the modelled genes are chosen (or aligned by name to a fitted
