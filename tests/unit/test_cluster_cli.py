@@ -39,8 +39,10 @@ def test_pca_kmeans_writes_every_cell_and_scores_real_stages(deng, tmp_path, cap
     scores = json.loads(capsys.readouterr().out)
     assert set(scores) == {"ari", "nmi", "acc", "silhouette", "n_cells"}
     assert scores["n_cells"] == 133
-    # the 2-cell stages vs the blastocysts separate; early/mid/late 2-cell blur for a plain baseline
-    assert scores["ari"] > 0.2 and scores["acc"] > 0.5
+    # the 2-cell stages vs the blastocysts separate; early/mid/late 2-cell blur for a plain baseline.
+    # Lowest over seeds, threads and kernel sets: ARI 0.273, accuracy 0.541
+    # (benchmarks/results/2026-12-07_3fd70ce/test_margins.tsv)
+    assert scores["ari"] > 0.2 and scores["acc"] > 0.45
 
 
 @pytest.mark.parametrize("method", ["pca-kmeans", "leiden"])
@@ -262,6 +264,7 @@ def test_leiden_clusters_a_set_of_more_than_8192_cells(tmp_path, capsys):
     assert main(["score", "--labels", str(out), "--truth", str(path)]) == 0
     scores = json.loads(capsys.readouterr().out)
     # the major blood populations (T, B, NK cells, monocytes) are found
+    # (lowest over seeds, threads and kernel sets: 0.600, benchmarks/results/2026-12-07_3fd70ce/test_margins.tsv)
     assert scores["n_cells"] > 8192 and scores["ari"] > 0.5
 
 

@@ -1,12 +1,10 @@
 """scSMD: its losses against hand-computed values, its gate, and short fits on real counts."""
 
-import anndata as ad
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 from conftest import SHARED
-from sklearn.metrics import adjusted_rand_score
+from quality import scsmd_baron
 
 from scatlas.models import Scsmd, ScsmdParams
 from scatlas.nn import fuzzy_memberships, pairwise_similarity_loss
@@ -138,14 +136,8 @@ def test_bad_parameters_are_refused():
 
 
 @pytest.mark.slow
-def test_a_short_fit_learns_the_cell_types_of_a_baron_subsample():
-    adata = ad.read_h5ad(SHARED / "data" / "benchmarks" / "baron_mouse.h5ad")
-    cells = np.sort(np.random.default_rng(0).choice(adata.n_obs, 400, replace=False))  # 13 types, 400 cells
-    counts = sp.csr_matrix(adata.X[cells], dtype=np.float32)
-    counts = counts[:, np.flatnonzero(np.asarray(counts.sum(axis=0)).ravel() > 0)]
-    truth = adata.obs["label"].to_numpy()[cells]
-    params = ScsmdParams(pretrain_epochs=15, cluster_epochs=5, min_steps=1)
-    model = Scsmd(len(set(truth)), params, seed=0, device="cpu").fit(counts)
-    # 400 cells make it noisy: seed 0 measured 0.47 with two torch threads (0.58 and 0.68 under earlier
-    # Module 1 settings); PCA+K-means 0.81 / 0.53 / 0.85 on seeds 0–2; labels at random or one cluster give 0
-    assert adjusted_rand_score(truth, model.labels_) >= 0.4
+def test_a_short_fit_learns_the_cell_types_of_a_baron_subsample(device):
+    figures = scsmd_baron(seed=0, device=device)  # 400 cells of 13 types; labels at random or one cluster give 0
+    # lowest of seeds 0-4 x 1/2 threads x native/avx2/compatible kernels: 0.374; 0.25 leaves a third
+    # (benchmarks/results/2026-12-07_3fd70ce/test_margins.tsv)
+    assert figures["scsmd"] >= 0.25

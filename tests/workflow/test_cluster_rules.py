@@ -42,7 +42,9 @@ def test_cluster_rules_run_every_method_and_seed_and_score_them(tmp_path):
     scores = pd.read_csv(tmp_path / "results/cluster/scores.tsv", sep="\t")
     assert len(scores) == 6 and set(scores["method"]) == {"scdmac", "pca-kmeans", "leiden"}
     assert (scores["n_cells"] == 133).all()
-    assert (scores["ari"] > 0.1).all()  # every method finds some of the embryo stages
+    # every method finds some of the embryo stages (lowest, scDMAC: 0.185 over seeds, threads and kernels;
+    # benchmarks/results/2026-12-07_3fd70ce/test_margins.tsv)
+    assert (scores["ari"] > 0.1).all()
     for method in ("scdmac", "pca-kmeans", "leiden"):
         clusters = pd.read_csv(tmp_path / f"results/cluster/deng/{method}/seed0.tsv", sep="\t")
         assert clusters["cluster"].nunique() == 5
