@@ -169,7 +169,7 @@ def test_refresh_that_adds_a_study_reruns_only_that_study(tmp_path):
     studies = set(re.findall(r"study=(\w+)", out))
     assert studies == {"GSE990003"}
     per_study = {"fetch_fastq", "hisat2_align", "featurecounts", "quant_study", "label"}
-    aggregates = {"excluded_runs", "atlas_merge", "atlas_preprocess", "de", "all"}
+    aggregates = {"excluded_runs", "atlas_merge", "atlas_preprocess", "de", "impute", "all"}
     assert set(jobs) == per_study | aggregates
     assert jobs.count("quant_study") == 1 and jobs.count("label") == 1
     assert jobs.count("hisat2_align") == CELLS + 1  # + the failed library
