@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import add_output_argument, result_path, write_result
@@ -45,6 +44,7 @@ from scatlas.cluster.data import read_counts
 from scatlas.evaluate import clustering_scores
 from scatlas.io import read_h5ad
 from scatlas.models.base import PRECISIONS
+from scatlas.params import parse_assignment
 from scatlas.registry import CLUSTERING
 
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -102,11 +102,11 @@ PUBLISHED = {
 
 
 def parameter(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` → (key, value read as YAML: 2000 → int, 1e-3 → float, [256, 128] → list)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    """``KEY=VALUE`` → (key, value read as YAML), as ``scatlas impute --param`` reads it."""
+    try:
+        return parse_assignment(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main() -> int:

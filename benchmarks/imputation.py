@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import results_dir, write_result
 
 from scatlas.impute.benchmark import benchmark
+from scatlas.params import parse_assignment
 from scatlas.preprocess.expression import read_counts
 from scatlas.registry import IMPUTATION
 
@@ -52,7 +52,7 @@ def main(argv=None) -> None:
     parser.add_argument("--name", default="imputation", help="result file name")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    late = {key: yaml.safe_load(value) for key, _, value in (p.partition("=") for p in args.param)}
+    late = dict(parse_assignment(p) for p in args.param)
     if args.max_epochs:
         late["max_epochs"] = args.max_epochs
     label = "[" + ",".join(f"{k}={v}" for k, v in late.items()) + "]" if late else ""

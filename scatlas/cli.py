@@ -70,15 +70,12 @@ def _cluster(args: argparse.Namespace) -> None:
 
 
 def _impute_params(values: list[str]) -> dict:
-    import yaml
+    from scatlas.params import parse_assignment
 
-    params = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError("--param", f"{item!r} is not KEY=VALUE")
-        params[key] = yaml.safe_load(value)
-    return params
+    try:
+        return dict(parse_assignment(item) for item in values or [])
+    except ValueError as err:
+        raise InputError("--param", str(err)) from None
 
 
 def _impute(args: argparse.Namespace) -> None:

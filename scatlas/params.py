@@ -94,3 +94,12 @@ def load_params(path: str | os.PathLike | None) -> dict:
     if not isinstance(values, dict):
         raise InputError(path, "parameters must be a YAML mapping of name: value")
     return values
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` (``--param``) → (key, value read as YAML: 2000 → int, 1e-3 → float, [256, 128] → list);
+    ``ValueError`` when the text is not of that form."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{text!r} is not KEY=VALUE")
+    return key, yaml.safe_load(value)
