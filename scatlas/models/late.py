@@ -16,29 +16,24 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from scatlas.io import atomic_output
+from scatlas.models.artefacts import load_model_dir, save_model_dir
 from scatlas.models.base import Params
 from scatlas.models.training import adam, batch_starts, choose_device, deterministic
 from scatlas.nn.late import LateAutoencoder, nonzero_mse
 from scatlas.preprocess.expression import NORMALISATION, LogExpression
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.pt"
 
 
 @dataclass
@@ -91,24 +86,6 @@ def split_cells(n_cells: int, valid_fraction: float, test_fraction: float, seed:
         "valid": np.sort(order[:n_valid]),
         "test": np.sort(order[n_valid : n_valid + n_test]),
         "train": np.sort(order[n_valid + n_test :]),
-    }
-
-
-def environment(device: torch.device) -> dict:
-    """The software and machine a model was fitted with (saved beside it)."""
-    versions = {}
-    for name in ("scatlas", "torch", "numpy", "scipy", "scanpy", "anndata"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(device),
-        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
-        "torch_threads": torch.get_num_threads(),
-        "versions": versions,
     }
 
 
@@ -302,10 +279,9 @@ class Late:
 
     # ---------------------------------------------------------- save / load
     def save(self, folder: str | os.PathLike) -> Path:
-        """``folder``/model.pt (weights, parameters, genes, scale), params.json, history.tsv (one row per
-        epoch of each stage), stages.tsv and environment.json; each file written atomically."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """The model folder (layout: :mod:`scatlas.models.artefacts`): weights, genes and scale in model.pt;
+        parameters, seed, normalisation and the training stages in params.yaml; one row per epoch of each
+        stage in history.tsv; env.json."""
         params = dataclasses.asdict(self.params)
         state = {
             "params": params,
@@ -315,29 +291,20 @@ class Late:
             "stages": self.stages,
             "network": self.network.state_dict(),
         }
-        with atomic_output(folder / MODEL_FILE) as tmp:
-            torch.save(state, tmp)
         description = {
+            "model": "late",
             "params": params,
             "seed": self.seed,
-            "target_sum": self.target_sum,
+            "target_sum": float(self.target_sum),
             "normalisation": NORMALISATION,
             "n_genes": len(self.gene_names),
             "stages": self.stages,
         }
-        for name, text in (
-            ("params.json", json.dumps(description, indent=2, default=float) + "\n"),
-            ("environment.json", json.dumps(environment(self.device), indent=2) + "\n"),
-            ("history.tsv", pd.DataFrame(self.history).to_csv(sep="\t", index=False)),
-            ("stages.tsv", pd.DataFrame(self.stages).to_csv(sep="\t", index=False)),
-        ):
-            with atomic_output(folder / name) as tmp:
-                tmp.write_text(text)
-        return folder
+        return save_model_dir(folder, state, description, self.history, self.device)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> Late:
-        state = torch.load(Path(folder) / MODEL_FILE, map_location="cpu", weights_only=True)
+        state, _ = load_model_dir(folder)
         model = cls(LateParams(**state["params"]), state["seed"], device)
         model.gene_names = pd.Index(state["gene_names"])
         model.target_sum = float(state["target_sum"])

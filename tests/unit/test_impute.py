@@ -128,7 +128,7 @@ def test_impute_writes_the_layer_and_reuses_the_saved_model(zeisel_small, tmp_pa
     np.testing.assert_allclose(out.X.toarray(), expected, rtol=1e-5)
     assert out.uns["impute"]["scale"] == "natural log"
     saved = tmp_path / "out.model"
-    assert {"model.pt", "params.json", "history.tsv", "environment.json"} <= {p.name for p in saved.iterdir()}
+    assert {"model.pt", "params.yaml", "history.tsv", "env.json"} <= {p.name for p in saved.iterdir()}
     assert len(pd.read_csv(saved / "history.tsv", sep="\t")) == 3
     assert main([*args, "--model", str(saved), "--output", str(tmp_path / "again.h5ad")]) == 0
     np.testing.assert_allclose(ad.read_h5ad(tmp_path / "again.h5ad").layers["imputed"], out.layers["imputed"])
