@@ -11,7 +11,9 @@ environment beside); rows are written as they finish.
         [--max-epochs 300] [--param learning_rate=0.001 ...] [--threads 1]
 
 ``--max-epochs`` caps LATE's epochs (its patience may stop it earlier); ``--param KEY=VALUE`` sets a LATE
-parameter (a field of LateParams, read as YAML).
+parameter (a field of LateParams, read as YAML). ``--target-cells N``: TRANSLATE's small-target case — per seed
+N random cells of the set are the target (masked and scored) and the other cells the reference TRANSLATE
+pretrains on; the rows are named ``<dataset>[target N]``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -29,7 +32,7 @@ from results import results_dir, write_result
 
 from scatlas.impute.benchmark import benchmark
 from scatlas.params import parse_assignment
-from scatlas.preprocess.expression import read_counts
+from scatlas.preprocess.expression import CountRows, read_counts
 from scatlas.registry import IMPUTATION
 
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -49,6 +52,7 @@ def main(argv=None) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core free)")
+    parser.add_argument("--target-cells", type=int, help="score on this many cells, the rest as reference")
     parser.add_argument("--name", default="imputation", help="result file name")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -61,18 +65,41 @@ def main(argv=None) -> None:
     for dataset in args.datasets:
         counts = read_counts(BENCHMARKS / f"{dataset}.h5ad")
         for seed in args.seeds:
+            target, reference, name = counts, None, dataset
+            if args.target_cells:
+                target, reference = small_target(counts, args.target_cells, seed)
+                name = f"{dataset}[target {args.target_cells}]"
             scores = benchmark(
-                counts, args.methods, args.holdout, seed, args.device, None, {"late": late}, args.n_top_genes
+                target,
+                args.methods,
+                args.holdout,
+                seed,
+                args.device,
+                reference,
+                {"late": late, "translate": late},
+                args.n_top_genes,
             )
             for method, values in scores.items():
-                name = method + label if method in ("late", "translate") else method
-                rows.append({"dataset": dataset, "seed": seed, "method": name, **values})
-                print(dataset, seed, name, " ".join(f"{k} {values[k]:.4f}" for k in SCORES), flush=True)
+                method_name = method + label if method in ("late", "translate") else method
+                rows.append({"dataset": name, "seed": seed, "method": method_name, **values})
+                print(name, seed, method_name, " ".join(f"{k} {values[k]:.4f}" for k in SCORES), flush=True)
             table = pd.DataFrame(rows)
             write_result(args.name, table, folder)
             summary = table.groupby(["dataset", "method"], sort=False)[SCORES].mean().reset_index()
             write_result(f"{args.name}_summary", summary, folder)
     print(summary.to_string(index=False))
+
+
+def small_target(counts: CountRows, n_cells: int, seed: int) -> tuple[CountRows, CountRows]:
+    """``n_cells`` random cells of ``counts`` (the target) and the others (the reference)."""
+    order = np.random.default_rng(seed).permutation(counts.shape[0])
+    all_counts = counts.all()
+
+    def part(index):
+        index = np.sort(index)
+        return CountRows(all_counts[index], counts.gene_names, counts.cell_names[index], counts.path)
+
+    return part(order[:n_cells]), part(order[n_cells:])
 
 
 if __name__ == "__main__":
