@@ -64,3 +64,27 @@ def guard_statistics(
         "cross_deep": (sil["sil_deep_in_deep"] + sil["sil_deep_in_pca"]) / 2,
         "cross_pca": (sil["sil_pca_in_deep"] + sil["sil_pca_in_pca"]) / 2,
     }
+
+
+STABILITY_MARGIN = 0.1  # the members' agreement may fall this far below K-means' stability before the fallback
+SILHOUETTE_MARGIN = 0.02  # single fits: PCA + K-means' mean silhouette must exceed the deep one's by this
+
+
+def decide(statistics: dict[str, float]) -> tuple[str, str]:
+    """(``"deep"`` or ``"pca-kmeans"``, the reason in one line) from :func:`guard_statistics`.
+
+    With several members (scDMAC's ensemble) the deep partition is kept unless its members agree with
+    each other less than K-means on the principal components agrees with itself over seeds, by more than
+    :data:`STABILITY_MARGIN` (adjusted Rand index): a partition the model cannot reproduce is not one to
+    trust over a reproducible one. A single fit has no members to compare, and is kept unless PCA +
+    K-means' silhouette averaged over both embeddings exceeds the deep partition's by
+    :data:`SILHOUETTE_MARGIN`.
+    """
+    members, pca = statistics["member_agreement"], statistics["pca_stability"]
+    if not np.isnan(members):
+        if members + STABILITY_MARGIN < pca:
+            return "pca-kmeans", f"members agree {members:.3f} (ARI), PCA + K-means over seeds {pca:.3f}"
+        return "deep", f"members agree {members:.3f} (ARI), PCA + K-means over seeds {pca:.3f}"
+    deep, base = statistics["cross_deep"], statistics["cross_pca"]
+    choice = "pca-kmeans" if base > deep + SILHOUETTE_MARGIN else "deep"
+    return choice, f"silhouette over both embeddings: deep {deep:.3f}, PCA + K-means {base:.3f}"
