@@ -37,10 +37,12 @@ def _align(args: argparse.Namespace) -> None:
 
 def _reference(args: argparse.Namespace) -> None:
     from scatlas.reference import build_hisat2_index, write_gene_set
+    from scatlas.reference.gtf import check_gtf
 
     outdir = Path(args.outdir)
-    write_gene_set(args.gtf, args.biotypes, outdir / "genes.gtf", outdir / "genes.tsv")
+    check_gtf(args.gtf)  # before anything is written; the gene set after the index, which checks the FASTA
     build_hisat2_index(args.fasta, args.gtf, outdir / "hisat2" / "genome", args.threads, not args.no_splice_sites)
+    write_gene_set(args.gtf, args.biotypes, outdir / "genes.gtf", outdir / "genes.tsv")
 
 
 def _positive_int(text: str) -> int:
