@@ -32,9 +32,10 @@ def lock_path(directory: str | os.PathLike) -> Path:
     return Path(directory).resolve() / LOCK_NAME
 
 
-def _acquire(directory: str | os.PathLike, command: str) -> IO[str] | None:
-    """The handle holding the lock; None when a parent holds it and passed its token on; else
-    :class:`AtlasLocked` naming the holder."""
+def _acquire(directory: str | os.PathLike, command: str, inherit: bool = False) -> IO[str] | None:
+    """The handle holding the lock; None when this process holds it already or (``inherit``) when the
+    process that started this one holds it and passed its token on; else :class:`AtlasLocked` naming the
+    holder."""
     path = lock_path(directory)
     if path in _held:
         return None
@@ -47,7 +48,7 @@ def _acquire(directory: str | os.PathLike, command: str) -> IO[str] | None:
         holder = handle.read().strip()
         handle.close()
         token = os.environ.get(TOKEN_ENV)
-        if token and holder.endswith(f"token {token}"):
+        if inherit and token and holder.endswith(f"token {token}"):
             return None
         raise AtlasLocked(
             f"{path.parent}: in use by another run ({holder.rpartition(' token ')[0] or 'unknown process'}); "
@@ -85,8 +86,9 @@ def atlas_lock(directory: str | os.PathLike, command: str) -> Iterator[Path]:
 
 
 def hold(directory: str | os.PathLike, command: str) -> None:
-    """Take the atlas lock of ``directory`` until this process exits (a plain Snakemake run)."""
-    _acquire(directory, command)
+    """Take the atlas lock of ``directory`` until this process exits (a plain Snakemake run); a run
+    started by the holder (the Snakemake runs of a refresh) runs under the holder's lock."""
+    _acquire(directory, command, inherit=True)
 
 
 def holder(directory: str | os.PathLike) -> str | None:
