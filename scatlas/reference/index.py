@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import shutil
@@ -43,7 +44,13 @@ def build_hisat2_index(
             tools.run(["hisat2_extract_splice_sites.py", gtf], stdout=splice_sites)
             tools.run(["hisat2_extract_exons.py", gtf], stdout=exons)
             cmd += ["--ss", splice_sites, "--exon", exons]
-        tools.run([*cmd, genome, scratch / "index"])
+        try:
+            tools.run([*cmd, genome, scratch / "index"])
+        except tools.ToolError:
+            # hisat2-build on a full disk dies of a corrupted heap, not of a write error: say what it was
+            if shutil.disk_usage(scratch).free < max(Path(genome).stat().st_size, 1 << 26):
+                raise OSError(errno.ENOSPC, "No space left on device", str(prefix)) from None
+            raise
         for suffix in INDEX_SUFFIXES:
             os.replace(scratch / f"index{suffix}", f"{prefix}{suffix}")
 
