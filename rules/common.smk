@@ -21,6 +21,8 @@ except InputError as err:
 
 def hold_atlas_lock():
     """onstart: the atlas lock (scatlas.lock) until this run ends; refused while another run holds it."""
+    if not workflow.is_main_process:  # a job on a cluster node runs under its main run's lock
+        return
     try:
         hold(".", "snakemake")
     except AtlasLocked as err:
