@@ -36,9 +36,9 @@ def site(tmp_path):
         yield server
 
 
-def workflow_config(site, path: Path, until: str, **repositories) -> Path:
+def workflow_config(site, path: Path, until: str, since: str = EMPTY_WINDOW[0], **repositories) -> Path:
     config = replay_site.config(site.address, **repositories)
-    config["query"].update(sources=["geo"], since=EMPTY_WINDOW[0], until=until, page_size=replay_site.PAGE)
+    config["query"].update(sources=["geo"], since=since, until=until, page_size=replay_site.PAGE)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -67,7 +67,7 @@ def wait_for_holder(directory: Path, proc: subprocess.Popen, seconds: float = 12
 def test_refresh_while_a_plain_run_is_live_is_refused_and_the_run_finishes(site, tmp_path):
     workdir = tmp_path / "atlas"
     workdir.mkdir()
-    config = workflow_config(site, tmp_path / "config.yaml", "2020-12-31", retries=2, timeout=30)
+    config = workflow_config(site, tmp_path / "config.yaml", "2020-12-31", "2020-01-01", retries=2, timeout=30)
     site.inject("/eutils/esearch", "timeout:4")  # the plain run's query stalls, then its retry is answered
     plain = subprocess.Popen(snakemake(workdir, config, "query"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=tool_env())  # fmt: skip
