@@ -51,17 +51,6 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _share(text: str) -> float:
-    """A share strictly between 0 and 1 (``--holdout``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1")
-    return value
-
-
 def _date(text: str) -> str:
     try:
         check_window(text, None, "")
@@ -440,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pearson_per_gene_median, pearson_per_cell_median (null where undefined), seconds.",
     )
     bench.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
-    bench.add_argument("--holdout", type=_share, default=0.1, help="share of the non-zero counts hidden, in (0, 1)")
+    bench.add_argument("--holdout", type=float, default=0.1, help="share of the non-zero counts hidden, in (0, 1)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--reference", help="h5ad of raw counts for translate (run only when given)")
     bench.add_argument("--fill-missing", action="store_true", help="genes the reference lacks read as unobserved")
