@@ -20,6 +20,10 @@ include: "rules/cluster.smk"
 include: "rules/impute.smk"
 
 
+onstart:
+    hold_atlas_lock()
+
+
 rule all:
     default_target: True
     input:

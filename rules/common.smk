@@ -2,21 +2,31 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the scatlas package beside the Snakefile
 
-from scatlas.config import validation_message
+from scatlas.config import checked
 from scatlas.io import InputError
+from scatlas.lock import AtlasLocked, hold
 from scatlas.reference.index import hisat2_index_files
 from scatlas.reference.sources import download_name, is_url
 from scatlas.registry import CLUSTERING, IMPUTATION
 from scatlas.sheets import fetched, load_runs, load_samples, runs_schema
 
-try:
-    validate(config, schema="../scatlas/schemas/config.schema.yaml")
-except WorkflowError as err:
-    raise WorkflowError(validation_message(err, "config")) from None
+try:  # the one check of scatlas.config: the command line's options and parameter files get it too
+    config.update(checked(config))
+except InputError as err:
+    raise WorkflowError(str(err)) from None
+
+
+def hold_atlas_lock():
+    """onstart: the atlas lock (scatlas.lock) until this run ends; refused while another run holds it."""
+    if not workflow.is_main_process:  # a job on a cluster node runs under its main run's lock
+        return
+    try:
+        hold(".", "snakemake")
+    except AtlasLocked as err:
+        raise WorkflowError(str(err)) from None
 
 
 def read_runs_sheet(path):
@@ -33,6 +43,13 @@ def read_runs_sheet(path):
 
 
 RUNS = read_runs_sheet(config["runs"])
+# a header-only sheet is an empty atlas (the last query found nothing): plan none of the atlas
+EMPTY_ATLAS = RUNS is not None and RUNS.empty
+if EMPTY_ATLAS:
+    logger.warning(
+        f"runs sheet {config['runs']} lists no runs yet (empty atlas): nothing of the atlas to do "
+        "until `snakemake query` (or `scatlas refresh`) finds studies"
+    )
 STUDIES = sorted(set(RUNS["study"])) if RUNS is not None else []
 
 
@@ -138,8 +155,8 @@ def study_files(pattern):
 
 
 def final_outputs():
-    outputs = hisat2_index() + ["reference/genes.tsv"]
-    if RUNS is not None:
+    outputs = [] if EMPTY_ATLAS else hisat2_index() + ["reference/genes.tsv"]
+    if RUNS is not None and not EMPTY_ATLAS:
         outputs += expand("quant/{study}.h5ad", study=STUDIES)
         outputs.append("results/excluded_runs.tsv")
         outputs += ["atlas/preprocessed.h5ad", "results/qc_removed.tsv"]

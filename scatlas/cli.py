@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from scatlas import __version__
-from scatlas.config import default
-from scatlas.io import InputError
+from scatlas.config import check_window, checked, default, option
+from scatlas.io import InputError, output_error
+from scatlas.lock import AtlasLocked
 from scatlas.registry import CLUSTERING, IMPUTATION
 from scatlas.repositories.accessions import AccessionError
 from scatlas.repositories.http import RemoteError
@@ -36,16 +37,33 @@ def _align(args: argparse.Namespace) -> None:
 
 def _reference(args: argparse.Namespace) -> None:
     from scatlas.reference import build_hisat2_index, write_gene_set
+    from scatlas.reference.gtf import check_gtf
 
     outdir = Path(args.outdir)
-    write_gene_set(args.gtf, args.biotypes, outdir / "genes.gtf", outdir / "genes.tsv")
+    check_gtf(args.gtf)  # before anything is written; the gene set after the index, which checks the FASTA
     build_hisat2_index(args.fasta, args.gtf, outdir / "hisat2" / "genome", args.threads, not args.no_splice_sites)
+    write_gene_set(args.gtf, args.biotypes, outdir / "genes.gtf", outdir / "genes.tsv")
 
 
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
+
+
+def _date(text: str) -> str:
+    try:
+        check_window(text, None, "")
+    except InputError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's one-line errors (``scatlas de: error: argument --fdr: ...``), no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _cluster(args: argparse.Namespace) -> None:
@@ -160,21 +178,22 @@ def _query(args: argparse.Namespace) -> None:
     try:
         config = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
     except (OSError, yaml.YAMLError) as err:
-        raise InputError(args.config, f"unreadable config ({err})") from None
-    print(json.dumps(run_query(config or {}, args.manifests, since=args.since, until=args.until)))
+        raise InputError(args.config, f"unreadable config ({str(err).splitlines()[0]})") from None
+    if config is not None and not isinstance(config, dict):
+        raise InputError(args.config, "not a YAML mapping of config sections")
+    config = checked(config, source=args.config or "config")
+    check_window(args.since or config["query"]["since"], args.until or config["query"]["until"], "--since/--until")
+    print(json.dumps(run_query(config, args.manifests, since=args.since, until=args.until)))
 
 
 def _refresh(args: argparse.Namespace) -> None:
     import subprocess
 
-    from scatlas.refresh import RefreshLocked, refresh
+    from scatlas.refresh import refresh
 
     try:
         extra = args.snakemake_args[1:] if args.snakemake_args[:1] == ["--"] else args.snakemake_args
         refresh(args.directory, args.configfile, cores=args.cores, args=extra, query=not args.no_query)
-    except RefreshLocked as err:
-        print(f"scatlas refresh: {err}", file=sys.stderr)
-        sys.exit(75)  # EX_TEMPFAIL: try again later
     except subprocess.CalledProcessError as err:
         print(f"scatlas refresh: error: snakemake exited with {err.returncode} (see its log above)", file=sys.stderr)
         sys.exit(1)
@@ -208,7 +227,7 @@ def _de(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scatlas", description=__doc__)
+    parser = _Parser(prog="scatlas", description=__doc__)
     parser.add_argument("--version", action="version", version=f"scatlas {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -220,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantify.add_argument(
         "--strandedness", choices=["unstranded", "forward", "reverse"], default=default("quantify.strandedness")
     )
-    quantify.add_argument("--threads", type=int, default=default("quantify.threads"))
+    quantify.add_argument("--threads", type=option("quantify.threads"), default=default("quantify.threads"))
     quantify.add_argument("--output", required=True, help="TSV: gene_id, count, length (bp), rpkm")
     quantify.set_defaults(func=_quantify)
 
@@ -228,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--fastq", nargs="+", required=True, help="one FASTQ (single-end) or two (paired-end)")
     align.add_argument("--index", required=True, help="HISAT2 index prefix")
     align.add_argument("--phred", choices=["auto", "33", "64"], default=default("align.phred"), help="quality encoding")
-    align.add_argument("--threads", type=int, default=default("align.threads"))
+    align.add_argument("--threads", type=option("align.threads"), default=default("align.threads"))
     align.add_argument("--bam", required=True)
     align.add_argument("--summary", required=True, help="HISAT2 alignment summary")
     align.set_defaults(func=_align)
@@ -245,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=not default("reference.splice_aware_index"),
         help="index without known splice sites",
     )
-    reference.add_argument("--threads", type=int, default=1)
+    reference.add_argument("--threads", type=_positive_int, default=1)
     reference.add_argument("--outdir", required=True)
     reference.set_defaults(func=_reference)
 
@@ -265,8 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="workflow config YAML (its query and repositories sections; the schema's defaults for the rest)",
     )
     query.add_argument("--manifests", default=manifests, help=f"manifests folder (default: {manifests})")
-    query.add_argument("--since", help="window start YYYY-MM-DD (default: end of the last successful query)")
-    query.add_argument("--until", help="window end YYYY-MM-DD (default: today)")
+    query.add_argument(
+        "--since", type=_date, help="window start YYYY-MM-DD (default: end of the last successful query)"
+    )
+    query.add_argument("--until", type=_date, help="window end YYYY-MM-DD (default: today)")
     query.set_defaults(func=_query)
 
     refresh = commands.add_parser(
@@ -274,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--directory", default=".", help="the atlas working directory (default: .)")
     refresh.add_argument("--configfile", help="workflow config (default: the Snakefile's config.yaml)")
-    refresh.add_argument("--cores", type=int, default=2)
+    refresh.add_argument("--cores", type=_positive_int, default=2)
     refresh.add_argument("--no-query", action="store_true", help="only bring the workflow's outputs up to date")
     refresh.add_argument(
         "snakemake_args",
@@ -304,23 +325,34 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--study-key", required=True, help="obs column of the studies")
     de.add_argument("--method", choices=["scde", "wilcoxon", "pydeseq2"], default=default("de.method"))
     de.add_argument(
-        "--min-cells", type=int, default=default("de.min_cells"), help="cells of a type a study needs to be tested"
+        "--min-cells",
+        type=option("de.min_cells"),
+        default=default("de.min_cells"),
+        help="cells of a type a study needs to be tested",
     )
     de.add_argument(
-        "--max-cells", type=int, default=default("de.max_cells"), help="cells sampled per side of a test (0: all)"
+        "--max-cells",
+        type=option("de.max_cells"),
+        default=default("de.max_cells"),
+        help="cells sampled per side of a test (0: all)",
     )
     de.add_argument(
-        "--n-bootstrap", type=int, default=default("de.n_bootstrap"), help="SCDE bootstrap resamples per group"
+        "--n-bootstrap",
+        type=option("de.n_bootstrap"),
+        default=default("de.n_bootstrap"),
+        help="SCDE bootstrap resamples per group",
     )
     de.add_argument(
         "--pseudo-replicates",
-        type=int,
+        type=option("de.pseudo_replicates"),
         default=default("de.pseudo_replicates"),
         help="pydeseq2: pseudo-bulk samples per group",
     )
-    de.add_argument("--fdr", type=float, default=default("de.fdr"), help="threshold on the maximum adjusted p")
+    de.add_argument(
+        "--fdr", type=option("de.fdr"), default=default("de.fdr"), help="threshold on the maximum adjusted p"
+    )
     de.add_argument("--exclude", nargs="*", default=default("de.exclude"), help="group values never tested")
-    de.add_argument("--seed", type=int, default=default("de.seed"))
+    de.add_argument("--seed", type=option("de.seed"), default=default("de.seed"))
     de.add_argument("--output", required=True, help="DIR: DIR/{cell_type}.tsv and DIR/_index.tsv")
     de.set_defaults(func=_de)
 
@@ -335,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
     cluster.add_argument(
         "--n-clusters",
-        type=int,
+        type=_positive_int,
         help="number of clusters K (<= number of cells); omitted: "
         "estimated (Leiden at resolution 1 on the method's embedding) and reported",
     )
@@ -418,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the workflow in OUTDIR (data in OUTDIR/data) against a local replay server",
     )
-    demo.add_argument("--cores", type=int, default=2, help="cores for the workflow run (with --run)")
+    demo.add_argument("--cores", type=_positive_int, default=2, help="cores for the workflow run (with --run)")
     demo.set_defaults(func=_demo)
     return parser
 
@@ -428,8 +460,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         args.func(args)
+    except AtlasLocked as err:
+        print(f"scatlas {args.command}: {err}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again later
     except (InputError, ToolError, RemoteError, AccessionError) as err:
         print(f"scatlas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder, an output path that is a folder
+        print(f"scatlas {args.command}: error: {output_error(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -20,6 +20,15 @@ class MethodParams:
     """Base of a method's parameter dataclass; ``model_name`` names the method in errors."""
 
     model_name: ClassVar[str] = "method"
+    # field → (lowest, highest) allowed, closed; None: unbounded on that side
+    ranges: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+
+    def __post_init__(self):
+        for name, (low, high) in self.ranges.items():
+            value = getattr(self, name)
+            if (low is not None and value < low) or (high is not None and value > high):
+                bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+                raise ValueError(f"{self.model_name} {name} must be {bounds}, not {value!r}")
 
     def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
         """Raise ``ValueError`` naming the field ``name`` when its value is not one of ``allowed``."""

@@ -31,7 +31,8 @@ def fetched(run: pd.Series) -> bool:
 def load_runs(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate a runs sheet (TSV); return it indexed by ``run``.
 
-    FASTQ paths are made absolute, relative ones being taken relative to the sheet.
+    FASTQ paths are made absolute, relative ones being taken relative to the sheet. A header without
+    rows is an empty atlas (a query that found nothing yet): an empty table.
     Raises :class:`InputError` with the row and column at fault.
     """
     path = Path(path)
@@ -47,8 +48,6 @@ def load_runs(path: str | os.PathLike) -> pd.DataFrame:
     missing = [column for column in schema["required"] if column not in runs.columns]
     if missing:
         raise InputError(path, f"missing required column(s): {', '.join(missing)}")
-    if runs.empty:
-        raise InputError(path, "runs sheet has a header but no runs")
     runs["layout"] = runs["layout"].str.upper()
     validator = jsonschema.Draft202012Validator(schema)
     for line, record in enumerate(runs.to_dict("records"), start=2):

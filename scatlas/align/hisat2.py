@@ -55,7 +55,7 @@ def align_run(
     Unaligned reads are left out of ``bam``; ``summary`` is HISAT2's own summary.
     """
     if len(fastqs) not in (1, 2):
-        raise ValueError(f"a run has one or two FASTQs, got {len(fastqs)}")
+        raise InputError(fastqs[0], f"a run has one or two FASTQs, got {len(fastqs)}")
     phred_offset = phred_offset_of(fastqs) if phred == "auto" else int(phred)
     reads = ["-U", fastqs[0]] if len(fastqs) == 1 else ["-1", fastqs[0], "-2", fastqs[1]]
     with ThreadPoolExecutor(max_workers=1) as pool, atomic_output(bam) as tmp_bam, atomic_output(summary) as tmp_sum:
@@ -78,6 +78,10 @@ def align_run(
             _pipe(hisat2, view)
         except tools.ToolError:
             check.result()  # a bad FASTQ explains a failed alignment better than the aligner does
+            if not any(Path(f"{index_prefix}.1.{suffix}").is_file() for suffix in ("ht2", "ht2l")):
+                raise InputError(
+                    index_prefix, f"no HISAT2 index here ({Path(index_prefix).name}.1.ht2 not found)"
+                ) from None
             raise
         check.result()
         n_reads, rate = parse_hisat2_summary(tmp_sum)

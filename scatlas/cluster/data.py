@@ -53,6 +53,8 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
     gene_index = np.flatnonzero(gene_totals > 0)
     if cell_index.size == 0:
         raise InputError(path, "every cell has zero counts")
+    if cell_index.size < 2:
+        raise InputError(path, f"{cell_index.size} cell with counts: clustering needs at least 2")
     if cell_index.size < adata.n_obs:
         log.warning(
             "%s: %d all-zero cell(s) left out of clustering (their cluster is NA)", path, adata.n_obs - cell_index.size

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from scatlas.config import default
+from scatlas.config import checked, default
 from scatlas.de.methods import compare_groups
-from scatlas.io import InputError, atomic_output, raw_counts, read_h5ad
+from scatlas.io import InputError, atomic_folder, raw_counts, read_h5ad
 
 log = logging.getLogger(__name__)
 COLUMNS = ["gene", "log2fc", "p_adj_max", "z", "n_studies", "significant"]
@@ -39,6 +39,9 @@ class DEParams:
     fdr: float = default("de.fdr")
     seed: int = default("de.seed")
     exclude: list[str] = field(default_factory=lambda: default("de.exclude"))
+
+    def __post_init__(self):
+        checked(asdict(self), "de", source="DE parameters")  # the config schema's ranges (scatlas.config)
 
 
 def safe_file_name(name: str) -> str:
@@ -176,20 +179,19 @@ def differential_expression(
 
 
 def write_de_tables(tables: dict[str, pd.DataFrame], runs: pd.DataFrame, outdir) -> dict[str, str]:
-    """Write ``outdir/{file}.tsv`` per cell type and ``outdir/_index.tsv`` (cell type → file, studies).
+    """Write ``outdir/{file}.tsv`` per cell type and ``outdir/_index.tsv`` (cell type → file, studies), as
+    one folder replacing any earlier ``outdir`` whole (no table of a cell type no longer present stays).
 
     Returns the cell type → file name mapping (:func:`file_names` over every cell type seen).
     """
     from pathlib import Path
 
-    outdir = Path(outdir)
     names = file_names(set(runs["cell_type"]))
-    for cell_type, table in tables.items():
-        with atomic_output(outdir / f"{names[cell_type]}.tsv") as tmp:
-            table[COLUMNS].to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     index = runs.assign(file=[f"{names[t]}.tsv" if t in tables else "" for t in runs["cell_type"]])
-    with atomic_output(outdir / INDEX_NAME) as tmp:
-        index[["cell_type", "file", "study", "used", "reason"]].to_csv(tmp, sep="\t", index=False)
+    with atomic_folder(Path(outdir)) as tmp:
+        for cell_type, table in tables.items():
+            table[COLUMNS].to_csv(tmp / f"{names[cell_type]}.tsv", sep="\t", index=False, float_format="%.6g")
+        index[["cell_type", "file", "study", "used", "reason"]].to_csv(tmp / INDEX_NAME, sep="\t", index=False)
     return names
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from scatlas.demo.replay import ReplayServer
 from scatlas.demo.simulate import REPLAY_TOKEN, simulate
 from scatlas.io import atomic_output
+from scatlas.lock import atlas_lock
 from scatlas.refresh import refresh
 
 
@@ -37,11 +38,14 @@ def run_demo(
 ) -> Path:
     """Simulate the demo into ``workdir/data`` and run the whole workflow in ``workdir``; return ``workdir``.
 
-    ``extra_args`` go to Snakemake (e.g. a workflow profile). Raises
-    ``subprocess.CalledProcessError`` when a workflow run fails.
+    ``extra_args`` go to Snakemake (e.g. a workflow profile). The atlas lock (:mod:`scatlas.lock`) is
+    taken before anything is written: a second demo in ``workdir`` is refused with
+    :class:`scatlas.lock.AtlasLocked` and changes nothing. Raises ``subprocess.CalledProcessError`` when a
+    workflow run fails.
     """
     workdir = Path(workdir).resolve()
-    simulate(workdir / "data", seed=seed, cells_per_study=cells_per_study)
-    with serving(workdir) as config:
-        refresh(workdir, config, cores=cores, args=extra_args)
+    with atlas_lock(workdir, "scatlas demo --run"):
+        simulate(workdir / "data", seed=seed, cells_per_study=cells_per_study)
+        with serving(workdir) as config:
+            refresh(workdir, config, cores=cores, args=extra_args)
     return workdir

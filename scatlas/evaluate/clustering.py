@@ -58,8 +58,8 @@ def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = 
     """
     try:
         table = pd.read_csv(labels, sep="\t", dtype={"cell": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise InputError(labels, f"cannot read the clusters table ({err})") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(labels, f"cannot read the clusters table ({str(err).splitlines()[0]})") from None
     missing = {"cell", "cluster"} - set(table.columns)
     if missing:
         raise InputError(labels, f"missing column(s) {', '.join(sorted(missing))}: need cell, cluster")

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +23,7 @@ import pandas as pd
 import torch
 import yaml
 
-from scatlas.io import InputError
+from scatlas.io import InputError, atomic_folder
 
 MODEL_FILE = "model.pt"
 PARAMS_FILE = "params.yaml"
@@ -67,25 +65,13 @@ def save_model_dir(
     YAML-able description; ``extra``: file name → a function writing that file at the path it is given.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())
+    with atomic_folder(folder) as tmp:
         torch.save(dict(state), tmp / MODEL_FILE)
         (tmp / PARAMS_FILE).write_text(yaml.safe_dump(_plain(dict(params)), sort_keys=False))
         pd.DataFrame(history).to_csv(tmp / HISTORY_FILE, sep="\t", index=False)
         (tmp / ENV_FILE).write_text(json.dumps(environment(device), indent=2) + "\n")
         for name, write in (extra or {}).items():
             write(tmp / name)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
@@ -101,12 +87,6 @@ def load_model_dir(folder: str | os.PathLike) -> tuple[dict, dict]:
     except (OSError, RuntimeError, EOFError, yaml.YAMLError) as err:
         raise InputError(folder, f"unreadable saved model ({str(err).splitlines()[0]})") from None
     return state, params or {}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _plain(value):

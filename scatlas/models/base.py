@@ -37,6 +37,7 @@ class Params(MethodParams):
     mixed_precision: str = "auto"
 
     def __post_init__(self):
+        super().__post_init__()
         self._check_choice("mixed_precision", PRECISIONS)
 
 

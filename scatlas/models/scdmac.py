@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -133,6 +134,16 @@ class ScdmacParams(Params):
     batch_size: int = 256  # cells
     learning_rate: float = 1e-3  # Adam, stages 1 and 2
     cluster_learning_rate: float = 1e-4  # Adam, the joint refinement
+
+    ranges: ClassVar[dict] = {
+        **{name: (0, 1) for name in ("mask_ratio", "max_mask_probability", "masked_weight", "gene_zero_rate")},
+        **{name: (0, 1) for name in ("neighbour_swap_rate", "mask_loss_weight")},
+        **{name: (1, None) for name in ("n_top_genes", "zinb_latent", "latent", "batch_size", "n_neighbours")},
+        **{name: (0, None) for name in ("zinb_epochs", "mae_epochs", "cluster_epochs", "min_steps", "noise_variance")},
+        **{name: (0, None) for name in ("learning_rate", "cluster_learning_rate", "zinb_input_noise", "zinb_ridge")},
+        "inflation": (1, None),
+        "kmeans_n_init": (1, None),
+    }
 
     def __post_init__(self):
         super().__post_init__()

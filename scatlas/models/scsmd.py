@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,6 +71,13 @@ class ScsmdParams(Params):
     finetune_epochs: int = 20
     cellnet_learning_rate: float = 1e-3
     similarity_threshold: float = 0.8  # δ: pairs at least this similar are pulled together, at most 1 − δ apart
+
+    ranges: ClassVar[dict] = {
+        **{name: (1, None) for name in ("latent", "batch_size", "kmeans_n_init", "centre_interval")},
+        **{name: (0, None) for name in ("pretrain_epochs", "min_steps", "cluster_epochs", "cellnet_epochs")},
+        **{name: (0, None) for name in ("finetune_epochs", "alpha", "beta", "learning_rate")},
+        **{name: (0, None) for name in ("cluster_learning_rate", "cellnet_learning_rate")},
+    }
 
     def __post_init__(self):
         super().__post_init__()

@@ -67,6 +67,10 @@ class H5adCountRows(CountRows):
         import h5py
 
         self.path = str(path)
+        if not os.path.isfile(path):
+            raise InputError(
+                path, "h5ad file not found" if not os.path.exists(path) else "is a folder, not an h5ad file"
+            )
         try:
             self._file = h5py.File(path, "r")
         except OSError as err:

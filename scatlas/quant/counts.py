@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from scatlas import tools
-from scatlas.io import atomic_output
+from scatlas.io import InputError, atomic_output
 from scatlas.reference import gene_table, read_exons
 
 STRANDEDNESS = {"unstranded": 0, "forward": 1, "reverse": 2}
@@ -54,6 +54,30 @@ def mapped_fragments(bam: str | os.PathLike, paired: bool) -> int:
     return (int(stats["primary mapped"]) + int(stats["singletons"])) // 2
 
 
+def reference_names(bam: str | os.PathLike) -> list[str]:
+    """The chromosome (reference sequence) names of a BAM/SAM header, in header order."""
+    header = tools.run(["samtools", "view", "-H", bam])
+    return [
+        field[3:]
+        for line in header.splitlines()
+        if line.startswith("@SQ")
+        for field in line.split("\t")[1:]
+        if field.startswith("SN:")
+    ]
+
+
+def check_shared_chromosomes(bam: str | os.PathLike, gtf: str | os.PathLike, gtf_chromosomes) -> None:
+    """Refuse a BAM and a GTF with no chromosome name in common (``chr1`` vs ``1``): every count would be 0."""
+    in_bam = reference_names(bam)
+    in_gtf = list(dict.fromkeys(gtf_chromosomes))
+    if in_bam and not set(in_bam) & set(in_gtf):
+
+        def examples(names):
+            return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+        raise InputError(bam, f"no chromosome in common with {gtf}: BAM {examples(in_bam)} vs GTF {examples(in_gtf)}")
+
+
 def rpkm(counts: np.ndarray, length_bp: np.ndarray, total_fragments: int | np.ndarray) -> np.ndarray:
     """Reads per kilobase of gene per million mapped reads: count · 10^9 / (length · total)."""
     counts = np.asarray(counts, dtype=np.float64)
@@ -72,9 +96,13 @@ def quantify_run(
     """Write ``output`` (TSV: ``gene_id``, ``count``, ``length``, ``rpkm``) for one run's BAM.
 
     Genes are every gene of ``gtf``, in GTF order; ``length`` is the union of the
-    gene's exons in bp. Returns the run's counting statistics for provenance.
+    gene's exons in bp (a gene_id on two chromosomes is refused by :func:`read_exons`).
+    A BAM and GTF without a chromosome in common are refused rather than counted as
+    zeros. Returns the run's counting statistics for provenance.
     """
-    genes = gene_table(read_exons(gtf), biotypes=())
+    exons = read_exons(gtf)
+    check_shared_chromosomes(bam, gtf, exons["seqname"])
+    genes = gene_table(exons, biotypes=())
     counts = count_fragments(bam, gtf, paired, strandedness, threads).reindex(genes.index, fill_value=0)
     total = mapped_fragments(bam, paired)
     table = pd.DataFrame({"count": counts.to_numpy(), "length": genes["length"].to_numpy()}, index=genes.index)

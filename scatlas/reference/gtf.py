@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,12 +64,55 @@ def read_exons(path: str | os.PathLike) -> pd.DataFrame:
             path,
             f"{missing.sum()} exon records have no gene_id attribute (first at {row.seqname}:{row.start}-{row.end})",
         )
+    chromosomes = exons.groupby("gene_id", sort=False)["seqname"].unique()
+    split = chromosomes[chromosomes.map(len) > 1]
+    if len(split):
+        raise InputError(
+            path,
+            f"gene_id {split.index[0]} is on {len(split.iloc[0])} chromosomes ({', '.join(split.iloc[0][:3])}; "
+            f"{len(split)} such genes): featureCounts would count its loci as one gene with their lengths added; "
+            "give each locus its own gene_id (as GENCODE's _PAR_Y ids do)",
+        )
     exons["gene_name"] = _attribute(exons["attribute"], "gene_name").fillna(exons["gene_id"])
     biotype = _attribute(exons["attribute"], "gene_biotype")
     for fallback in (_attribute(exons["attribute"], "gene_type"), exons["source"]):
         biotype = biotype.where(biotype.notna(), fallback)
     exons["gene_biotype"] = biotype
     return exons.reset_index(drop=True)
+
+
+def check_gtf(path: str | os.PathLike) -> None:
+    """Refuse a GTF (plain or gzipped) with a line that is not nine tab-separated columns, integer
+    coordinates start <= end, a strand of +, - or ., and a gene_id on every exon, naming the file and the
+    line: what HISAT2's ``hisat2_extract_splice_sites.py`` would otherwise fail on without saying where."""
+    import gzip
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="strict") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.startswith("#") or not line.strip():
+                    continue
+                problem = _gtf_line_problem(line.rstrip("\n").split("\t"))
+                if problem:
+                    raise InputError(path, f"line {number}: {problem}")
+    except FileNotFoundError:
+        raise InputError(path, "GTF file not found") from None
+    except (UnicodeDecodeError, EOFError, OSError) as err:
+        raise InputError(path, f"not a readable GTF ({str(err).splitlines()[0]})") from None
+
+
+def _gtf_line_problem(fields: list[str]) -> str | None:
+    if len(fields) != 9:
+        return f"{len(fields)} tab-separated columns, not 9"
+    start, end = fields[3], fields[4]
+    if not (start.isdigit() and end.isdigit()) or int(start) < 1 or int(start) > int(end):
+        return f"invalid coordinates {start!r}-{end!r}"
+    if fields[6] not in ("+", "-", "."):
+        return f"strand {fields[6]!r} is not +, - or ."
+    if fields[2] == "exon" and not re.search(r'(?:^|;)\s*gene_id\s+"[^"]+"', fields[8]):
+        return "exon without a gene_id attribute"
+    return None
 
 
 def _union_length(exons: pd.DataFrame) -> pd.Series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import shutil
@@ -9,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from scatlas import tools
-from scatlas.io import InputError
+from scatlas.io import InputError, made_folder
+from scatlas.reference.gtf import check_gtf
 
 INDEX_SUFFIXES = tuple(f".{i}.ht2" for i in range(1, 9))
 
@@ -32,17 +34,23 @@ def build_hisat2_index(
     The index is built in a scratch folder and moved into place only when complete.
     """
     prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".hisat2-build.") as scratch:
+    with made_folder(prefix.parent), tempfile.TemporaryDirectory(dir=prefix.parent, prefix=".hisat2-build.") as scratch:
         scratch = Path(scratch)
         genome = _plain_fasta(Path(fasta), scratch)
         cmd = ["hisat2-build", "-p", threads]
         if splice_aware:
+            check_gtf(gtf)  # names the file and line HISAT2's scripts would fail on without a word
             splice_sites, exons = scratch / "splice_sites.txt", scratch / "exons.txt"
             tools.run(["hisat2_extract_splice_sites.py", gtf], stdout=splice_sites)
             tools.run(["hisat2_extract_exons.py", gtf], stdout=exons)
             cmd += ["--ss", splice_sites, "--exon", exons]
-        tools.run([*cmd, genome, scratch / "index"])
+        try:
+            tools.run([*cmd, genome, scratch / "index"])
+        except tools.ToolError:
+            # hisat2-build on a full disk dies of a corrupted heap, not of a write error: say what it was
+            if shutil.disk_usage(scratch).free < max(Path(genome).stat().st_size, 1 << 26):
+                raise OSError(errno.ENOSPC, "No space left on device", str(prefix)) from None
+            raise
         for suffix in INDEX_SUFFIXES:
             os.replace(scratch / f"index{suffix}", f"{prefix}{suffix}")
 

@@ -229,6 +229,22 @@ def resolve_arrayexpress_study(remote: Remote, accession: str, criteria: Criteri
         study["status"] = "excluded"
 
 
+def _resolved(resolve, remote, study, criteria, found: Found, today: str, failures: list[str]) -> bool:
+    """Resolve one study; when its responses fail (a corrupt family SOFT, a service down for it), record
+    it as ``failed`` with none of its samples or runs, keep the failure and go on with the others."""
+    n_studies, n_samples, n_runs = len(found.studies), len(found.samples), len(found.runs)
+    try:
+        resolve(remote, study, criteria, found, today)
+    except RemoteError as err:
+        failures.append(str(err))
+        log.info("study failed, retried next query: %s", err)
+        del found.samples[n_samples:], found.runs[n_runs:]
+        for record in found.studies[n_studies:]:
+            record["status"] = "failed"
+        return False
+    return True
+
+
 def run_query(
     config: Mapping[str, Any],
     directory: str | os.PathLike,
@@ -250,8 +266,9 @@ def run_query(
         Publication-date window ``YYYY-MM-DD``, inclusive. By default from the end of the last
         successful query of each source (or ``query.since``) to ``query.until`` or today.
 
-    Returns counts of what was found. Raises :class:`RemoteError` naming the accession that failed,
-    after writing what was resolved before it.
+    Returns counts of what was found. A study whose responses fail is recorded with status ``failed``
+    and the others go on; its source's window is not marked done, so the next query retries it. Then
+    raises :class:`RemoteError` naming every accession that failed, after writing everything resolved.
     """
     config = with_defaults(config)
     query = config["query"]
@@ -269,6 +286,7 @@ def run_query(
         end = until or query["until"] or today
         log.info("querying %s for studies published %s..%s", source, start, end)
         n_before = len(found.studies)
+        ok = True  # every study of the window resolved: else the window is queried again next time
         try:
             if source == "geo":
                 documents = geo.search_series(
@@ -283,7 +301,7 @@ def run_query(
                     if document.get("accession") in geo_done:
                         continue
                     geo_done.add(document.get("accession"))
-                    resolve_geo_series(remote, document, criteria, found, today)
+                    ok &= _resolved(resolve_geo_series, remote, document, criteria, found, today, failures)
             elif source == "arrayexpress":
                 hits = arrayexpress.search_studies(remote, query["arrayexpress_query"], criteria.organism, start, end)
                 for hit in hits:
@@ -292,16 +310,17 @@ def run_query(
                     if mirror:  # the same study as a GEO series: record it once, as the series
                         if mirror not in geo_done and mirror not in known:
                             geo_done.add(mirror)
-                            resolve_geo_series(
-                                remote, {"accession": mirror, "title": hit.get("title", "")}, criteria, found, today
-                            )
+                            document = {"accession": mirror, "title": hit.get("title", "")}
+                            ok &= _resolved(resolve_geo_series, remote, document, criteria, found, today, failures)
                         continue
-                    resolve_arrayexpress_study(remote, accession, criteria, found, today)
+                    ok &= _resolved(resolve_arrayexpress_study, remote, accession, criteria, found, today, failures)
             else:
                 raise ValueError(f"unknown source {source!r}")
         except RemoteError as err:
             failures.append(str(err))
             log.info("%s query stopped: %s", source, err)  # raised below, after the merge
+            continue
+        if not ok:
             continue
         windows.append(
             {

@@ -88,3 +88,39 @@ def test_a_query_without_a_config_searches_with_the_schemas_term(tmp_path, monke
 def test_default_is_a_copy():
     default("de.exclude").append("B cell")
     assert default("de.exclude") == ["unlabelled"]
+
+
+def test_every_numeric_option_with_a_config_key_checks_the_schemas_range():
+    """One validation: an option below its config key's minimum (or above its maximum) is refused by the
+    command line as the workflow refuses it in the config."""
+    import pytest
+
+    from scatlas.config import checked
+    from scatlas.io import InputError
+
+    def actions(parser, command=""):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, subparser in action.choices.items():
+                    yield from actions(subparser, f"{command} {name}".strip())
+            elif action.option_strings:
+                yield command, action
+
+    tried = []
+    for command, action in actions(build_parser()):
+        key = schema_key(command, action.dest)
+        if key is None:
+            continue
+        node = config_schema()
+        for part in key.split("."):
+            node = node["additionalProperties"] if part == "*" else node["properties"][part]
+        for bound, outside in (("minimum", -1), ("exclusiveMinimum", 0), ("maximum", 1)):
+            if bound in node:
+                value = node[bound] + outside
+                with pytest.raises(argparse.ArgumentTypeError, match=rf"\(config {key}\)"):
+                    action.type(str(value))
+                section, name = key.split(".")
+                with pytest.raises(InputError, match=rf"{key}: "):
+                    checked({section: {name: value}})
+                tried.append(key)
+    assert {"de.fdr", "de.min_cells", "de.n_bootstrap", "quantify.threads", "align.threads"} <= set(tried)

@@ -38,12 +38,16 @@ def test_runs_sheet_resolves_paths_relative_to_itself(tmp_path):
         (HEADER, "GSE1\tSRR1\tPAIRED\ta.fq\t\n", "line 2 .*fastq_2"),
         (HEADER, "GSE1\t../../etc\tSINGLE\ta.fq\t\n", "line 2 .*run: .*does not match"),
         (HEADER, "GSE1\tSRR1\tTRIPLE\ta.fq\t\n", "line 2 .*layout: 'TRIPLE' is not one of"),
-        (HEADER, "", "no runs"),
     ],
 )
 def test_bad_runs_sheet(tmp_path, header, body, problem):
     with pytest.raises(InputError, match=rf"runs\.tsv: .*{problem}"):
         load_runs(sheet(tmp_path, body, header))
+
+
+def test_header_only_runs_sheet_is_an_empty_atlas(tmp_path):
+    runs = load_runs(sheet(tmp_path, ""))
+    assert runs.empty and {"study", "run", "layout", "fastq_1", "fastq_url_1"} <= set(runs.columns)
 
 
 def test_cli_error_is_one_line(tmp_path):

@@ -17,7 +17,7 @@ from conftest import BIN, REPO, snakemake, tool_env
 
 from scatlas.demo import simulate
 from scatlas.demo.workflow import run_demo, serving
-from scatlas.refresh import refresh_lock
+from scatlas.lock import atlas_lock
 
 CELLS = 2  # per demo study: 3 studies + the failed library = 7 runs, enough for every code path
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local-cluster.sh"
@@ -110,7 +110,7 @@ def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
 
 
 def test_a_second_refresh_exits_while_one_runs(tmp_path):
-    with refresh_lock(tmp_path):
+    with atlas_lock(tmp_path, "scatlas refresh"):
         done = subprocess.run(
             [str(BIN / "scatlas"), "refresh", "--directory", str(tmp_path)],
             capture_output=True,
@@ -118,8 +118,8 @@ def test_a_second_refresh_exits_while_one_runs(tmp_path):
             env=tool_env(),
         )
         assert done.returncode == 75
-        assert "another refresh is running (pid" in done.stderr and str(os.getpid()) in done.stderr
-    with refresh_lock(tmp_path):  # released when the first one ends
+        assert f"in use by another run (pid {os.getpid()} (scatlas refresh)" in done.stderr
+    with atlas_lock(tmp_path, "scatlas refresh"):  # released when the first one ends
         pass
 
 

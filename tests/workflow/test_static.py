@@ -59,7 +59,7 @@ def test_config_errors_name_the_key(tmp_path):
         ({"align": {"min_alignment_rate": "high"}}, "config: align.min_alignment_rate: 'high' is not of type 'number'"),
         ({"quantify": {"strandedness": "sideways"}}, "config: quantify.strandedness: 'sideways' is not one of"),
         ({"align": {"threads": 0}}, "config: align.threads: 0 is less than the minimum of 1"),
-        ({"align": {"min_alignmnet_rate": 0.5}}, "'min_alignmnet_rate' was unexpected"),
+        ({"align": {"min_alignmnet_rate": 0.5}}, "config: align.min_alignmnet_rate: unknown key"),
     ]
     for sections, message in cases:
         done = snakemake(tmp_path, bad_config(tmp_path, **sections), "-n", check=False)
