@@ -6,6 +6,7 @@ rule cluster_deep:
     output:
         tsv="results/cluster/{dataset}/{method}/seed{seed}.tsv",
         embedding="results/cluster/{dataset}/{method}/seed{seed}.embedding.npy",
+        model=directory("models/cluster/{dataset}/{method}/seed{seed}"),
     log:
         "logs/cluster/{dataset}/{method}/seed{seed}.log",
     benchmark:
@@ -27,6 +28,9 @@ rule cluster_deep:
 
 
 use rule cluster_deep as cluster_baseline with:
+    output:
+        tsv="results/cluster/{dataset}/{method}/seed{seed}.tsv",
+        embedding="results/cluster/{dataset}/{method}/seed{seed}.embedding.npy",
     wildcard_constraints:
         method=CLUSTERING.pattern("baseline"),
     resources:

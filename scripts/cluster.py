@@ -13,5 +13,6 @@ labels = run_clustering(
     device=snakemake.params.device,
     params=snakemake.params.params,
     threads=snakemake.threads,
+    save_model=snakemake.output.get("model"),
 )
 log.info("%s seed %s: %d cells clustered", snakemake.wildcards.method, snakemake.wildcards.seed, len(labels))

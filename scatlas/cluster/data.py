@@ -72,6 +72,22 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
     )
 
 
+def on_genes(matrix: CountMatrix, genes, path) -> sp.csr_matrix:
+    """``matrix``'s counts over ``genes`` (by name, in that order; genes the file lacks or has no counts of
+    are zeros): a saved model's input genes. No shared gene raises :class:`~scatlas.io.InputError`."""
+    position = pd.Index(matrix.gene_names).get_indexer(pd.Index(genes))
+    found = position >= 0
+    if not found.any():
+        raise InputError(path, "shares no gene name with the saved model's genes")
+    if not found.all():
+        log.warning("%s: %d of the model's %d genes missing, read as zeros", path, (~found).sum(), len(genes))
+    columns = sp.csr_matrix(
+        (np.ones(found.sum(), dtype=np.float32), (position[found], np.flatnonzero(found))),
+        shape=(matrix.counts.shape[1], len(genes)),
+    )
+    return (matrix.counts @ columns).tocsr()
+
+
 def standardize(x: np.ndarray) -> np.ndarray:
     """Per-gene z-score of a dense cells × genes matrix; constant genes become 0."""
     mean = x.mean(axis=0)
