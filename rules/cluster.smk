@@ -20,7 +20,7 @@ rule cluster_deep:
         mem_mb=8000,
         runtime=120,
     params:
-        n_clusters=cluster_n_clusters,
+        dataset=cluster_dataset,
         params=cluster_method_params,
         device=config["cluster"]["device"],
     script:
@@ -43,13 +43,17 @@ rule cluster_scores:
         tsv=cluster_outputs("results/cluster/{dataset}/{method}/seed{seed}.tsv"),
         truth=cluster_truth_inputs(),
     output:
-        "results/cluster/scores.tsv",
+        report(
+            "results/cluster/scores.tsv",
+            caption="../report/scores_table.rst",
+            category="3 Clustering",
+        ),
     log:
         "logs/cluster_scores.log",
     conda:
         "../envs/scatlas.yaml"
     params:
         runs=cluster_runs(),
-        datasets=CLUSTER.get("datasets", {}),
+        datasets=cluster_datasets(),
     script:
         "../scripts/cluster_scores.py"

@@ -110,7 +110,13 @@ def _stage(name: str, code: tuple[str, ...], *methods: Method) -> Stage:
     return Stage(name, code, {method.name: method for method in methods})
 
 
-_DEEP_MODEL_CODE = ("models/base.py", "models/artefacts.py", "models/training.py", "nn/clustering.py", "nn/count_likelihood.py")
+_DEEP_MODEL_CODE = (
+    "models/base.py",
+    "models/artefacts.py",
+    "models/training.py",
+    "nn/clustering.py",
+    "nn/count_likelihood.py",
+)
 
 # The deep models estimate K with Leiden (scatlas/partition.py) only when it is not given, which the
 # workflow never does: that file is not among their code unless they use it otherwise (scDMAC's consensus).

@@ -327,7 +327,8 @@ def test_a_saved_scdmac_ensemble_reloads_and_reproduces_its_labels_on_cpu(deng, 
     shuffled = shuffled[:, np.random.default_rng(0).permutation(shuffled.n_vars)].copy()
     shuffled.write_h5ad(tmp_path / "shuffled.h5ad")
     again = tmp_path / "again.tsv"
-    assert main(["cluster", "--model", str(model), "--input", str(tmp_path / "shuffled.h5ad"), "--output", str(again)]) == 0
+    shuffled_input = str(tmp_path / "shuffled.h5ad")
+    assert main(["cluster", "--model", str(model), "--input", shuffled_input, "--output", str(again)]) == 0
     assert pd.read_csv(again, sep="\t")["cluster"].tolist() == pd.read_csv(fitted, sep="\t")["cluster"].tolist()
 
 
