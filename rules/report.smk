@@ -82,7 +82,7 @@ rule report_atlas:
         "../envs/scatlas.yaml"
     params:
         label_key=ATLAS_LABEL_KEY,
-        pattern=CLUSTER_TSV,
+        pattern=lambda wildcards: CLUSTER_TSV,
     script:
         "../scripts/report.py"
 
@@ -109,7 +109,7 @@ rule report_clustering:
     params:
         label_key=ATLAS_LABEL_KEY,
         exclude=config["cluster"]["atlas"]["exclude_labels"],
-        pattern=CLUSTER_TSV,
+        pattern=lambda wildcards: CLUSTER_TSV,
     script:
         "../scripts/report.py"
 
