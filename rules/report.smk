@@ -57,8 +57,8 @@ rule multiqc:
         "logs/report/multiqc.log",
     conda:
         "../envs/multiqc.yaml"
-    shell:
-        "multiqc --force --no-data-dir --filename multiqc_report.html --outdir {output} {input} > {log} 2>&1"
+    script:
+        "../scripts/multiqc.py"
 
 
 rule report_atlas:

@@ -58,6 +58,7 @@ TOOL_PACKAGES = {
     "samtools": "samtools",
     "featureCounts": "subread",
     "fasterq-dump": "sra-tools",
+    "multiqc": "multiqc",
 }
 RUNNERS = {"run", "require", "version", "Popen", "check_call", "check_output"}  # their first argument is a tool
 
