@@ -36,7 +36,7 @@ def run_demo(
     extra_args: tuple[str, ...] = (),
 ) -> Path:
     """Simulate the demo into ``workdir/data``, run the whole workflow in ``workdir`` and write its report
-(``workdir/report.html``); return ``workdir``.
+    (``workdir/report.html``); return ``workdir``.
 
     ``extra_args`` go to Snakemake (e.g. a workflow profile). Raises
     ``subprocess.CalledProcessError`` when a workflow run fails.

@@ -47,6 +47,7 @@ RUNTIME_NEEDS = {
 CONDA_NAMES = {
     "torch": "pytorch",
     "igraph": "python-igraph",
+    "matplotlib": "matplotlib-base",  # conda-forge's matplotlib without the Qt back end
 }
 
 # Command-line tool → the conda package that provides it.
