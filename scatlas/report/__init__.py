@@ -183,7 +183,10 @@ def scores_figure(scores: pd.DataFrame, output: str | os.PathLike) -> None:
                 axis.scatter(np.full(len(values), i), values, s=12, c="black", zorder=3)
                 published = published_figure(dataset, method, metric)
                 if published is not None:
-                    axis.hlines(published, i - 0.4, i + 0.4, colors="red", lw=2, zorder=4)
+                    label = "published" if "published" not in axis.get_legend_handles_labels()[1] else None
+                    axis.hlines(published, i - 0.4, i + 0.4, colors="red", lw=2, zorder=4, label=label)
+            if axis.get_legend_handles_labels()[1]:
+                axis.legend(fontsize=7, loc="lower right")
             axis.set_xticks(range(len(methods)), methods)
             axis.set_ylim(min(0.0, float(rows[metric].min())), 1.0)
             axis.set_title(f"{dataset}: {metric.upper()}")

@@ -17,7 +17,7 @@ from conftest import snakemake
 from scatlas.cluster import run_clustering
 
 FIGURES = {"summary.tsv", "alignment.svg", "cells.svg", "umap.svg", "scores.svg", "confusion.svg", "loss.svg"}
-FIGURES |= {"imputation.svg", "volcano.svg", "de_top_genes.tsv", "scores.tsv", "multiqc"}
+FIGURES |= {"imputation.svg", "volcano.svg", "de_top_genes.tsv", "scores.tsv", "multiqc_report.html"}
 
 
 def decoded(data_uri: str) -> bytes:
