@@ -16,12 +16,14 @@ elif snakemake.rule == "report_atlas":
     best = report.best_clusters(inp.scores[0] if inp.scores else None, par.pattern)
     report.umap_figure(inp.atlas, par.label_key, best[0] if best else None, out.umap)
 elif snakemake.rule == "report_clustering":
-    scores = pd.read_csv(inp.scores, sep="\t")
+    scores = pd.read_csv(inp.scores[0], sep="\t")
     report.scores_figure(scores, out.scores)
-    clusters, title = report.best_clusters(inp.scores, par.pattern)
+    clusters, title = report.best_clusters(inp.scores[0], par.pattern)
     report.confusion_figure(inp.atlas, par.label_key, par.exclude, clusters, f"atlas: {title}", out.confusion)
 elif snakemake.rule == "report_training":
-    report.loss_figure(dict(zip(par.names, inp.histories, strict=True)), out[0])
+    report.loss_figure(
+        {name: f"{folder}/history.tsv" for name, folder in zip(par.names, inp.histories, strict=True)}, out[0]
+    )
 elif snakemake.rule == "report_imputation":
     report.imputation_figure(inp.h5ad, inp.model, out[0])
 elif snakemake.rule == "report_mapping":
