@@ -72,10 +72,10 @@ ONTOLOGY_TERMS = (
     ("CL:0002371", "somatic cell", (), ("CL:0000003",)),
 )
 STUDIES = (  # study, layout, phred offset, cells
-    ("GSE990001", "SINGLE", 33, 12),
-    ("GSE990002", "PAIRED", 33, 12),
-    ("GSE990003", "SINGLE", 64, 12),
-    ("GSE990004", "PAIRED", 33, 12),
+    ("GSE990001", "SINGLE", 33, 16),
+    ("GSE990002", "PAIRED", 33, 16),
+    ("GSE990003", "SINGLE", 64, 16),
+    ("GSE990004", "PAIRED", 33, 16),
 )
 
 
