@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread fasterq-dump:sra-toolkit
+APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread fasterq-dump:sra-toolkit \
+	chromium:chromium chromedriver:chromium-driver
 DEMO := .demo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -47,6 +48,7 @@ check: env
 
 demo: env
 	scatlas demo --outdir $(DEMO) --run --cores 2
+	@echo "demo report: $(DEMO)/report.html (MultiQC: $(DEMO)/results/multiqc/multiqc_report.html)"
 	@echo "demo outputs: $(DEMO)/manifests/*.tsv, $(DEMO)/quant/*.h5ad, $(DEMO)/labels/*.tsv, $(DEMO)/atlas/*.h5ad, $(DEMO)/de/*.tsv, $(DEMO)/results/"
 
 # The biweekly refresh of the atlas in $(ATLAS) (its config.yaml when present): query, then run.

@@ -7,6 +7,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/query.smk"
 include: "rules/fetch.smk"
@@ -18,6 +21,7 @@ include: "rules/atlas.smk"
 include: "rules/de.smk"
 include: "rules/cluster.smk"
 include: "rules/impute.smk"
+include: "rules/report.smk"
 
 
 onstart:

@@ -6,6 +6,7 @@ rule cluster_deep:
     output:
         tsv="results/cluster/{dataset}/{method}/seed{seed}.tsv",
         embedding="results/cluster/{dataset}/{method}/seed{seed}.embedding.npy",
+        model=directory("models/cluster/{dataset}/{method}/seed{seed}"),
     log:
         "logs/cluster/{dataset}/{method}/seed{seed}.log",
     benchmark:
@@ -19,7 +20,7 @@ rule cluster_deep:
         mem_mb=8000,
         runtime=120,
     params:
-        n_clusters=cluster_n_clusters,
+        dataset=cluster_dataset,
         params=cluster_method_params,
         device=config["cluster"]["device"],
     script:
@@ -27,6 +28,9 @@ rule cluster_deep:
 
 
 use rule cluster_deep as cluster_baseline with:
+    output:
+        tsv="results/cluster/{dataset}/{method}/seed{seed}.tsv",
+        embedding="results/cluster/{dataset}/{method}/seed{seed}.embedding.npy",
     wildcard_constraints:
         method=CLUSTERING.pattern("baseline"),
     resources:
@@ -39,13 +43,17 @@ rule cluster_scores:
         tsv=cluster_outputs("results/cluster/{dataset}/{method}/seed{seed}.tsv"),
         truth=cluster_truth_inputs(),
     output:
-        "results/cluster/scores.tsv",
+        report(
+            "results/cluster/scores.tsv",
+            caption="../report/scores_table.rst",
+            category="3 Clustering",
+        ),
     log:
         "logs/cluster_scores.log",
     conda:
         "../envs/scatlas.yaml"
     params:
         runs=cluster_runs(),
-        datasets=CLUSTER.get("datasets", {}),
+        datasets=cluster_datasets(),
     script:
         "../scripts/cluster_scores.py"

@@ -11,6 +11,7 @@ from scatlas.lock import AtlasLocked, hold
 from scatlas.reference.index import hisat2_index_files
 from scatlas.reference.sources import download_name, is_url
 from scatlas.registry import CLUSTERING, IMPUTATION
+from scatlas.report.paths import embedding_predictions
 from scatlas.sheets import fetched, load_runs, load_samples, runs_schema
 
 try:  # the one check of scatlas.config: the command line's options and parameter files get it too
@@ -165,6 +166,7 @@ def final_outputs():
             outputs.append("atlas/imputed.h5ad")
     if cluster_runs():
         outputs.append("results/cluster/scores.tsv")
+    outputs += report_outputs()
     return outputs
 
 
@@ -177,11 +179,23 @@ def de_outputs():
 CLUSTER = config.get("cluster", {})
 
 
+def cluster_datasets():
+    """Name → entry of every clustering dataset: the atlas (cluster.atlas, once there are runs) and the
+    configured cluster.datasets."""
+    atlas = CLUSTER.get("atlas", {})
+    datasets = {}
+    if atlas.get("enabled", True) and RUNS is not None:
+        datasets["atlas"] = {"h5ad": "atlas/preprocessed.h5ad"} | {
+            k: v for k, v in atlas.items() if k != "enabled"
+        }
+    return datasets | CLUSTER.get("datasets", {})
+
+
 def cluster_runs():
     """(dataset, method, seed) of every clustering the config asks for."""
     return [
         {"dataset": dataset, "method": method, "seed": seed}
-        for dataset in CLUSTER.get("datasets", {})
+        for dataset in cluster_datasets()
         for method in CLUSTER.get("methods", [])
         for seed in CLUSTER.get("seeds", [])
     ]
@@ -199,21 +213,16 @@ def cluster_code(wildcards):
 
 
 def cluster_input(wildcards):
-    return CLUSTER["datasets"][wildcards.dataset]["h5ad"]
+    return cluster_datasets()[wildcards.dataset]["h5ad"]
 
 
 def cluster_truth_inputs():
-    return sorted({entry["h5ad"] for entry in CLUSTER.get("datasets", {}).values()})
+    return sorted({entry["h5ad"] for entry in cluster_datasets().values()})
 
 
-def cluster_n_clusters(wildcards):
-    """K from the dataset's config, else the number of distinct labels in its h5ad."""
-    entry = CLUSTER["datasets"][wildcards.dataset]
-    if entry.get("n_clusters"):
-        return entry["n_clusters"]
-    from scatlas.cluster.data import count_labels
-
-    return count_labels(entry["h5ad"], entry["label_key"])
+def cluster_dataset(wildcards):
+    """The dataset's entry (as a param: its K is counted from its labels when the job runs)."""
+    return cluster_datasets()[wildcards.dataset]
 
 
 def cluster_method_params(wildcards):
@@ -233,3 +242,88 @@ def impute_reference():
 def impute_code():
     """The package files the imputation depends on (scatlas/registry.py): editing them reruns the rule."""
     return [f"{workflow.basedir}/scatlas/{name}" for name in IMPUTATION.code_of(impute_method())]
+
+
+# ---- report: figures and tables of `snakemake --report report.html` (rules/report.smk) ----
+REPORT = "results/report"
+ATLAS_LABEL_KEY = config["cluster"]["atlas"]["label_key"]
+
+
+def alignment_stats():
+    """Every run's alignment statistics (align/{study}/{run}.json), excluded runs included."""
+    if RUNS is None:
+        return []
+    return [f"align/{study}/{run}.json" for run, study in RUNS["study"].items()]
+
+
+def multiqc_inputs():
+    """HISAT2 summaries and featureCounts summaries of every run (MultiQC's bowtie2 and featureCounts modules)."""
+    if RUNS is None:
+        return []
+    return [
+        path
+        for run, study in RUNS["study"].items()
+        for path in (
+            f"align/{study}/{run}.summary.txt",
+            f"quant/{study}/{run}.featureCounts.summary",
+        )
+    ]
+
+
+def atlas_clusterings():
+    """The atlas's clusterings (TSVs) and the scores table, when the atlas is clustered."""
+    runs = [run for run in cluster_runs() if run["dataset"] == "atlas"]
+    return {
+        "clusters": [CLUSTER_TSV.format(**run) for run in runs],
+        "scores": ["results/cluster/scores.tsv"] if runs else [],
+    }
+
+
+CLUSTER_TSV = "results/cluster/{dataset}/{method}/seed{seed}.tsv"
+
+
+def trained_models():
+    """Name → folder of each model trained on the atlas whose losses the report plots (the first seed of each
+    deep clustering method, and LATE)."""
+    deep = CLUSTERING.names("deep")
+    seeds = CLUSTER.get("seeds", [])
+    models = {}
+    if "atlas" in cluster_datasets() and seeds:
+        for method in CLUSTER.get("methods", []):
+            if method in deep:
+                models[f"{method} (atlas, seed {seeds[0]})"] = (
+                    f"models/cluster/atlas/{method}/seed{seeds[0]}"
+                )
+    if config["impute"]["enabled"]:
+        models["LATE imputation (atlas)"] = "atlas/imputed.model"
+    return models
+
+
+def embed_enabled():
+    return config.get("embed", {}).get("enabled", False)
+
+
+# the embedding's held-out query predictions (cell, predicted, truth) that the mapping figure reads
+EMBED_PREDICTIONS = embedding_predictions()
+
+
+def report_outputs():
+    """The report's figures and tables (all built by the default target once there are runs)."""
+    if RUNS is None:
+        return []
+    outputs = [
+        f"{REPORT}/{name}" for name in ("summary.tsv", "alignment.svg", "cells.svg", "umap.svg")
+    ]
+    outputs += [
+        f"{REPORT}/loss.svg",
+        f"{REPORT}/volcano.svg",
+        f"{REPORT}/de_top_genes.tsv",
+        "results/multiqc",
+    ]
+    if atlas_clusterings()["scores"]:
+        outputs += [f"{REPORT}/scores.svg", f"{REPORT}/confusion.svg"]
+    if config["impute"]["enabled"]:
+        outputs.append(f"{REPORT}/imputation.svg")
+    if embed_enabled():
+        outputs.append(f"{REPORT}/mapping.svg")
+    return outputs

@@ -5,6 +5,7 @@ rule featurecounts:
     output:
         table="quant/{study}/{run}.tsv",
         stats="quant/{study}/{run}.json",
+        summary="quant/{study}/{run}.featureCounts.summary",
     log:
         "logs/featurecounts/{study}/{run}.log",
     benchmark:

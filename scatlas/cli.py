@@ -78,8 +78,10 @@ def _cluster(args: argparse.Namespace) -> None:
         device=args.device,
         config=args.config,
         threads=args.threads,
+        save_model=args.save_model,
+        model=args.model,
     )
-    if args.n_clusters is None:
+    if args.n_clusters is None and args.model is None:
         print(
             f"scatlas cluster: {len(set(labels.tolist()))} clusters (K estimated by Leiden at resolution 1 on the "
             f"{args.method} embedding)",
@@ -360,9 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser("cluster", help="cluster the cells of an h5ad of raw counts")
     cluster.add_argument(
         "--method",
-        required=True,
         choices=CLUSTERING.names(),
-        help="; ".join(f"{method.name}: {method.summary}" for method in methods),
+        help="; ".join(f"{method.name}: {method.summary}" for method in methods) + " (required unless --model)",
     )
     cluster.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
     cluster.add_argument(
@@ -381,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(f"{method.params.partition(':')[2]} ({method.name})" for method in methods),
     )
     cluster.add_argument("--threads", type=_positive_int, help="CPU threads of torch (default: the cores)")
+    saved = cluster.add_mutually_exclusive_group()
+    saved.add_argument(
+        "--save-model",
+        metavar="DIR",
+        help="deep methods: save the fitted model (weights, parameters used, per-epoch history, environment) to DIR",
+    )
+    saved.add_argument(
+        "--model", metavar="DIR", help="cluster with a saved model without refitting (its method, K and genes)"
+    )
     cluster.add_argument("--output", required=True, help="TSV cell, cluster (input order); OUT.embedding.npy beside it")
     cluster.set_defaults(func=_cluster)
 

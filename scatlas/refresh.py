@@ -64,3 +64,18 @@ def refresh(
             subprocess.run(
                 snakemake_command(directory, configfile, cores, args, targets, snakefile), check=True, env=env
             )
+
+
+def write_report(
+    directory: str | os.PathLike,
+    configfile: str | os.PathLike | None = None,
+    output: str = "report.html",
+    args: Sequence[str] = (),
+    snakefile: str | os.PathLike | None = None,
+) -> Path:
+    """Snakemake's HTML report of the finished run in ``directory`` (``snakemake --report``: the outputs marked
+    with ``report()``, their captions, the MultiQC report) as ``directory/output``; returns its path."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = snakemake_command(directory, configfile, 1, [*args, "--report", output], snakefile=snakefile)
+    subprocess.run(command, check=True, env=env, capture_output=True, text=True)
+    return Path(directory) / output

@@ -35,6 +35,8 @@ class Method:
     (cells × genes) and ``params`` an instance of ``params``: ``"module:Class"``, whose ``from_dict``
     refuses an unknown or mistyped value with a ``KeyError`` naming it. ``code``: the package files
     (relative to ``scatlas/``) its results depend on, besides those its stage's methods share.
+    ``model`` (deep methods that save their fit): ``"module:Class"`` of the fitted model; its module's
+    ``fit_model`` (same arguments as ``fit``) returns a :class:`~scatlas.models.base.FittedClustering`.
     """
 
     name: str
@@ -43,6 +45,7 @@ class Method:
     fit: str
     params: str
     code: tuple[str, ...]
+    model: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -51,6 +54,20 @@ class Method:
     def fit_function(self):
         """The fit function (imports its module)."""
         return _load(self.fit)
+
+    def saves_model(self) -> bool:
+        return bool(self.model)
+
+    def model_class(self) -> type:
+        """The class of the fitted model (imports its module); ``KeyError`` when the method saves none."""
+        if not self.model:
+            raise KeyError(f"{self.name} saves no model (a baseline: it is refitted in seconds)")
+        return _load(self.model)
+
+    def fit_model_function(self):
+        """The fit function that keeps the fitted model (:meth:`model_class`'s module's ``fit_model``)."""
+        self.model_class()
+        return _load(f"{self.model.partition(':')[0]}:fit_model")
 
     def parameter_class(self) -> type:
         """The class of the method's parameters (imports its module)."""
@@ -93,7 +110,13 @@ def _stage(name: str, code: tuple[str, ...], *methods: Method) -> Stage:
     return Stage(name, code, {method.name: method for method in methods})
 
 
-_DEEP_MODEL_CODE = ("models/base.py", "models/training.py", "nn/clustering.py", "nn/count_likelihood.py")
+_DEEP_MODEL_CODE = (
+    "models/base.py",
+    "models/artefacts.py",
+    "models/training.py",
+    "nn/clustering.py",
+    "nn/count_likelihood.py",
+)
 
 # The deep models estimate K with Leiden (scatlas/partition.py) only when it is not given, which the
 # workflow never does: that file is not among their code unless they use it otherwise (scDMAC's consensus).
@@ -107,6 +130,7 @@ CLUSTERING = _stage(
         fit="scatlas.models.scdmac:fit_clusters",
         params="scatlas.models.scdmac:ScdmacParams",
         code=("models/scdmac.py", "nn/scdmac.py", "partition.py", *_DEEP_MODEL_CODE),
+        model="scatlas.models.scdmac:Scdmac",
     ),
     Method(
         "scsmd",
@@ -115,6 +139,7 @@ CLUSTERING = _stage(
         fit="scatlas.models.scsmd:fit_clusters",
         params="scatlas.models.scsmd:ScsmdParams",
         code=("models/scsmd.py", "nn/scsmd.py", *_DEEP_MODEL_CODE),
+        model="scatlas.models.scsmd:Scsmd",
     ),
     Method(
         "pca-kmeans",

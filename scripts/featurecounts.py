@@ -14,6 +14,7 @@ stats = quantify_run(
     paired=snakemake.params.paired,
     strandedness=snakemake.params.strandedness,
     threads=snakemake.threads,
+    summary=snakemake.output.summary,
 )
 log.info("%s: %s", snakemake.wildcards.run, stats)
 with atomic_output(snakemake.output.stats) as tmp:

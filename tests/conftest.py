@@ -81,6 +81,8 @@ def demo(tmp_path_factory) -> Path:
     """The demo generated and run through the whole workflow (query first) once per session."""
     from scatlas.demo.workflow import run_demo
 
+    if os.environ.get("SCATLAS_DEMO_DIR"):  # a finished `scatlas demo --run` to check again without rerunning it
+        return Path(os.environ["SCATLAS_DEMO_DIR"]).resolve()
     workdir = tmp_path_factory.mktemp("demo")
     try:
         run_demo(workdir, cores=2)

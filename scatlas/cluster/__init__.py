@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from scatlas.cluster.data import CountMatrix, read_counts
+from scatlas.cluster.data import CountMatrix, on_genes, read_counts
 from scatlas.io import InputError, atomic_output
 from scatlas.params import load_params
 from scatlas.registry import CLUSTERING
@@ -64,7 +64,7 @@ def write_clusters(matrix: CountMatrix, labels: np.ndarray, embedding: np.ndarra
 
 
 def run_clustering(
-    method: str,
+    method: str | None,
     input: str | os.PathLike,
     n_clusters: int | None,
     output: str | os.PathLike,
@@ -73,29 +73,55 @@ def run_clustering(
     config: str | os.PathLike | None = None,
     params: dict | None = None,
     threads: int | None = None,
+    save_model: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """``scatlas cluster``: read IN.h5ad (raw counts), cluster, write OUT.tsv and OUT.embedding.npy.
 
     The method's parameters come from the YAML file ``config`` and then ``params`` (which wins).
-    ``threads``: CPU threads of torch (default: torch's choice, every core).
+    ``threads``: CPU threads of torch (default: torch's choice, every core). ``save_model``: the folder the
+    fitted model goes to (deep methods; layout :mod:`scatlas.models.artefacts`). ``model``: a saved model's
+    folder that clusters the cells without refitting (``method``, ``n_clusters``, ``seed`` and the
+    parameters are then the saved model's).
 
     Returns the labels of the cells with counts. Bad input and unknown parameters raise
     :class:`~scatlas.io.InputError`; nothing is written then.
     """
-    params = {**load_params(config), **(params or {})}
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    matrix = read_counts(input, n_clusters)
-    try:
-        labels, embedding = cluster_counts(method, matrix.counts, n_clusters, seed, device, params, matrix.gene_names)
-    except (KeyError, TypeError) as err:
-        raise InputError(config or input, err.args[0] if err.args else str(err)) from None
-    except RuntimeError as err:
-        if "CUDA" not in str(err):
-            raise
-        raise InputError(input, str(err)) from None
+    if model is not None:
+        from scatlas.models.base import FittedClustering
+
+        fitted = FittedClustering.load(model, device)
+        matrix = read_counts(input)
+        labels, embedding = fitted.predict(on_genes(matrix, fitted.input_genes, input))
+        method = fitted.method
+    else:
+        if method is None:
+            raise InputError(input, "give --method, or --model DIR to reuse a saved model")
+        params = {**load_params(config), **(params or {})}
+        matrix = read_counts(input, n_clusters)
+        try:
+            if save_model is not None:
+                entry = CLUSTERING.method(method)
+                fit = entry.fit_model_function()
+                fitted = fit(matrix.counts, n_clusters, entry.parameters(params), seed, device, matrix.gene_names)
+                labels, embedding = fitted.labels_, fitted.embedding_
+            else:
+                labels, embedding = cluster_counts(
+                    method, matrix.counts, n_clusters, seed, device, params, matrix.gene_names
+                )
+        except (KeyError, TypeError) as err:
+            raise InputError(config or input, err.args[0] if err.args else str(err)) from None
+        except RuntimeError as err:
+            if "CUDA" not in str(err):
+                raise
+            raise InputError(input, str(err)) from None
+        if save_model is not None:
+            fitted.input_genes = [str(g) for g in matrix.gene_names]
+            fitted.save(save_model)
     write_clusters(matrix, labels, embedding, output)
     log.info("%s: %d cells in %d clusters → %s", method, len(labels), len(np.unique(labels)), output)
     return labels

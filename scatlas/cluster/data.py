@@ -74,6 +74,22 @@ def read_counts(path: str | os.PathLike, n_clusters: int | None = None) -> Count
     )
 
 
+def on_genes(matrix: CountMatrix, genes, path) -> sp.csr_matrix:
+    """``matrix``'s counts over ``genes`` (by name, in that order; genes the file lacks or has no counts of
+    are zeros): a saved model's input genes. No shared gene raises :class:`~scatlas.io.InputError`."""
+    position = pd.Index(matrix.gene_names).get_indexer(pd.Index(genes))
+    found = position >= 0
+    if not found.any():
+        raise InputError(path, "shares no gene name with the saved model's genes")
+    if not found.all():
+        log.warning("%s: %d of the model's %d genes missing, read as zeros", path, (~found).sum(), len(genes))
+    columns = sp.csr_matrix(
+        (np.ones(found.sum(), dtype=np.float32), (position[found], np.flatnonzero(found))),
+        shape=(matrix.counts.shape[1], len(genes)),
+    )
+    return (matrix.counts @ columns).tocsr()
+
+
 def standardize(x: np.ndarray) -> np.ndarray:
     """Per-gene z-score of a dense cells × genes matrix; constant genes become 0."""
     mean = x.mean(axis=0)
@@ -81,16 +97,28 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return ((x - mean) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
 
 
-def read_obs_column(path: str | os.PathLike, key: str = "label") -> pd.Series:
-    """``obs[key]`` of an h5ad (the true labels of a labelled set), indexed by cell name."""
+def read_obs_column(path: str | os.PathLike, key: str = "label", exclude=()) -> pd.Series:
+    """``obs[key]`` of an h5ad (the true labels of a labelled set), indexed by cell name; values in
+    ``exclude`` (e.g. the atlas's "unlabelled") read as missing."""
     obs = read_h5ad(path, backed="r").obs
     if key not in obs.columns:
         raise InputError(path, f"no obs column {key!r} (columns: {', '.join(map(str, obs.columns))})")
     column = obs[key]
     column.index = column.index.astype(str)
+    if len(exclude):
+        column = column.astype(object).where(~column.astype(str).isin(list(exclude)))
     return column
 
 
-def count_labels(path: str | os.PathLike, key: str = "label") -> int:
-    """Number of distinct non-missing values of ``obs[key]`` in an h5ad (the default K of a labelled set)."""
-    return int(read_obs_column(path, key).nunique(dropna=True))
+def count_labels(path: str | os.PathLike, key: str = "label", exclude=()) -> int:
+    """Number of distinct non-missing values of ``obs[key]`` in an h5ad, those in ``exclude`` left out (the
+    default K of a labelled set)."""
+    return int(read_obs_column(path, key, exclude).nunique(dropna=True))
+
+
+def dataset_n_clusters(entry: dict, path: str | os.PathLike | None = None) -> int:
+    """K of a clustering dataset (a ``cluster.datasets`` entry): its ``n_clusters``, else the number of its
+    labels (those in ``exclude_labels`` left out) in ``path`` (default the entry's h5ad)."""
+    if entry.get("n_clusters"):
+        return int(entry["n_clusters"])
+    return count_labels(path or entry["h5ad"], entry.get("label_key", "label"), entry.get("exclude_labels", ()))

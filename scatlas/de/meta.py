@@ -156,10 +156,19 @@ def differential_expression(
     designs, skipped = study_designs(adata.obs, group_key, study_key, params)
     genes = genes.astype(str)
     tables, runs = {}, [(t, s, False, reason) for t, s, reason in skipped]
-    for cell_type, tests in designs.items():
+    for number, (cell_type, tests) in enumerate(designs.items(), start=1):
         per_study = {}
         for i, (study, mine, others) in enumerate(tests):
-            log.info("DE %s in %s: %d vs %d cells (%s)", cell_type, study, len(mine), len(others), params.method)
+            log.info(
+                "DE %s in %s: %d vs %d cells (%s; cell type %d of %d)",
+                cell_type,
+                study,
+                len(mine),
+                len(others),
+                params.method,
+                number,
+                len(designs),
+            )
             per_study[study] = compare_groups(
                 counts[mine].toarray(),
                 counts[others].toarray(),

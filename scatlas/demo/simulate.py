@@ -1,6 +1,6 @@
 """Simulate a small single-cell RNA-seq data set whose true counts per gene are known.
 
-Three studies of a few tens of cells drawn from three expression programs (cell types),
+Four studies of tens of cells drawn from four expression programs (cell types),
 sequenced single-end or paired-end, one of them with old Phred+64 qualities, plus one
 run of non-genomic reads that must fail alignment QC. Everything follows from the seed.
 """
@@ -24,8 +24,8 @@ from scatlas.demo.responses import write_responses
 from scatlas.io import atomic_output
 
 REPLAY_TOKEN = "@REPLAY@"  # the replay server's host:port, filled in when the demo runs
-CELL_TYPES = ("hepatocyte", "B cell", "astrocyte")
-TISSUES = {"hepatocyte": "liver", "B cell": "spleen", "astrocyte": "brain cortex"}
+CELL_TYPES = ("hepatocyte", "B cell", "astrocyte", "T cell")
+TISSUES = {"hepatocyte": "liver", "B cell": "spleen", "astrocyte": "brain cortex", "T cell": "thymus"}
 # listed in its series but not single-cell: the query stage must exclude it
 BULK_SAMPLE = {
     "study": "GSE990001",
@@ -48,6 +48,7 @@ MEAN_READS_PER_CELL = 3000
 ONTOLOGY_TERMS = (
     ("CL:0000000", "cell", (), ()),
     ("CL:0000003", "native cell", (), ("CL:0000000",)),
+    ("CL:0000084", "T cell", ("T lymphocyte", "T-cell", "T-lymphocyte"), ("CL:0000542",)),
     ("CL:0000066", "epithelial cell", ("epitheliocyte",), ("CL:0000548",)),
     ("CL:0000095", "neuron associated cell", (), ("CL:0002319",)),
     ("CL:0000125", "glial cell", ("neuroglial cell",), ("CL:0000095",)),
@@ -71,9 +72,10 @@ ONTOLOGY_TERMS = (
     ("CL:0002371", "somatic cell", (), ("CL:0000003",)),
 )
 STUDIES = (  # study, layout, phred offset, cells
-    ("GSE990001", "SINGLE", 33, 12),
-    ("GSE990002", "PAIRED", 33, 12),
-    ("GSE990003", "SINGLE", 64, 12),
+    ("GSE990001", "SINGLE", 33, 16),
+    ("GSE990002", "PAIRED", 33, 16),
+    ("GSE990003", "SINGLE", 64, 16),
+    ("GSE990004", "PAIRED", 33, 16),
 )
 
 
@@ -267,8 +269,22 @@ def simulate(outdir: str | os.PathLike, seed: int = 0, cells_per_study: int | No
         "preprocess": {"min_genes": 10, "n_top_genes": 20},
         # 4 cells of each type per study: every type is tested in every study, 4 cells against 4
         "de": {"min_cells": 3, "max_cells": 4, "n_bootstrap": 50},
-        # LATE on the 20 highly variable genes: small layers, a few epochs
-        "impute": {"enabled": True, "params": {"hidden": [16, 8], "max_epochs": 20, "batch_size": 16}},
+        # LATE on the 20 highly variable genes: small layers, a tenfold learning rate and up to 150 epochs (20 at
+        # LATE's rate left the imputed values flat: held-out r about 0)
+        "impute": {
+            "enabled": True,
+            "params": {"hidden": [16, 8], "max_epochs": 150, "batch_size": 16, "learning_rate": 0.003},
+        },
+        # the atlas clustered by scDMAC (short stages, one member) and the baselines, over two seeds
+        "cluster": {
+            "seeds": [0, 1],
+            "device": "cpu",
+            "params": {
+                "scdmac": {"n_top_genes": 100, "ensemble": 1, "min_steps": 60, "mae_epochs": 30, "cluster_epochs": 10},
+                "pca-kmeans": {"n_top_genes": 100, "n_comps": 10},
+                "leiden": {"n_top_genes": 100, "n_comps": 10},
+            },
+        },
     }
     with atomic_output(outdir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -305,6 +321,9 @@ def _sample_metadata(study: str, sample: str, cell_type: str | None, number: int
     elif study == "GSE990002":
         record["title"] = f"{cell_type.replace(' ', '-')}s, single cell #{number}"
         record["source_name"] = TISSUES[cell_type]
+    elif study == "GSE990004":
+        record["source_name"] = f"adult mouse {TISSUES[cell_type]}"
+        record["description"] = f"one {cell_type} picked by hand"
     else:
         record["source_name"] = f"{cell_type}s sorted from adult mouse {TISSUES[cell_type]}"
     return record

@@ -15,7 +15,7 @@ from scatlas.demo.replay import ReplayServer
 from scatlas.demo.simulate import REPLAY_TOKEN, simulate
 from scatlas.io import atomic_output
 from scatlas.lock import atlas_lock
-from scatlas.refresh import refresh
+from scatlas.refresh import refresh, write_report
 
 
 @contextlib.contextmanager
@@ -36,7 +36,8 @@ def run_demo(
     cells_per_study: int | None = None,
     extra_args: tuple[str, ...] = (),
 ) -> Path:
-    """Simulate the demo into ``workdir/data`` and run the whole workflow in ``workdir``; return ``workdir``.
+    """Simulate the demo into ``workdir/data``, run the whole workflow in ``workdir`` and write its report
+    (``workdir/report.html``); return ``workdir``.
 
     ``extra_args`` go to Snakemake (e.g. a workflow profile). The atlas lock (:mod:`scatlas.lock`) is
     taken before anything is written: a second demo in ``workdir`` is refused with
@@ -48,4 +49,5 @@ def run_demo(
         simulate(workdir / "data", seed=seed, cells_per_study=cells_per_study)
         with serving(workdir) as config:
             refresh(workdir, config, cores=cores, args=extra_args)
+            write_report(workdir, config, args=extra_args)
     return workdir

@@ -49,12 +49,13 @@ def clustering_scores(truth, predicted, embedding: np.ndarray | None = None, see
     }
 
 
-def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = "label") -> dict:
+def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = "label", exclude=()) -> dict:
     """``scatlas score``: OUT.tsv (``cell``, ``cluster``) against ``obs[key]`` of IN.h5ad.
 
     Cells are matched by name, or by position when the table lists the truth's cells in its order (then
     duplicated names are fine); cells without a cluster (all-zero cells) or without a label are left
-    out with a logged note. Uses OUT.embedding.npy for the silhouette when it exists.
+    out with a logged note (labels in ``exclude`` count as none). Uses OUT.embedding.npy for the silhouette
+    when it exists.
     """
     try:
         table = pd.read_csv(labels, sep="\t", dtype={"cell": str})
@@ -63,7 +64,7 @@ def score_files(labels: str | os.PathLike, truth: str | os.PathLike, key: str = 
     missing = {"cell", "cluster"} - set(table.columns)
     if missing:
         raise InputError(labels, f"missing column(s) {', '.join(sorted(missing))}: need cell, cluster")
-    truth_column = read_obs_column(truth, key)
+    truth_column = read_obs_column(truth, key, exclude)
     if len(truth_column) == len(table) and (truth_column.index == table["cell"].to_numpy()).all():
         truth_labels = truth_column  # the table in the truth's order (as scatlas cluster writes it): by position
     else:
@@ -92,12 +93,14 @@ def score_table(runs: list[dict], label_files: list, datasets: dict, output: str
     """Scores of many clusterings as one TSV: ``dataset``, ``method``, ``seed``, ari, nmi, acc, silhouette, n_cells.
 
     ``runs``: dicts with dataset, method, seed, aligned with ``label_files`` (their OUT.tsv);
-    ``datasets``: name → {``h5ad``: truth file, ``label_key``: obs column (default ``label``)}.
+    ``datasets``: name → {``h5ad``: truth file, ``label_key``: obs column (default ``label``),
+    ``exclude_labels``: values that are no label}.
     """
     rows = []
     for run, labels in zip(runs, label_files, strict=True):
         dataset = datasets[run["dataset"]]
-        rows.append({**run, **score_files(labels, dataset["h5ad"], dataset.get("label_key", "label"))})
+        key, exclude = dataset.get("label_key", "label"), dataset.get("exclude_labels", ())
+        rows.append({**run, **score_files(labels, dataset["h5ad"], key, exclude)})
     table = pd.DataFrame(rows, columns=["dataset", "method", "seed", "ari", "nmi", "acc", "silhouette", "n_cells"])
     with atomic_output(output) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")

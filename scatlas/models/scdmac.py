@@ -31,7 +31,7 @@ from sklearn.metrics import pairwise_distances, silhouette_score
 from sklearn.neighbors import NearestNeighbors
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from scatlas.models.base import ClusteringModel, Params
+from scatlas.models.base import ClusteringModel, FittedClustering, Params, combine_members
 from scatlas.models.training import adam, batch_starts, deterministic
 from scatlas.nn.clustering import (
     dec_target,
@@ -43,7 +43,7 @@ from scatlas.nn.clustering import (
     weighted_centres,
 )
 from scatlas.nn.scdmac import MaskingAutoencoder, ZINBAutoencoder
-from scatlas.partition import ensemble_partition, estimate_n_clusters
+from scatlas.partition import estimate_n_clusters
 from scatlas.preprocess.normalize import TARGET_SUM, highly_variable, log_normalize
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ class Scdmac(ClusteringModel):
     """
 
     params_class = ScdmacParams
+    method = "scdmac"
     networks = ("denoiser", "mae")
 
     def _build_networks(self):
@@ -493,10 +494,9 @@ def fit_ensemble(
         k = members[0].n_clusters_ if members else n_clusters
         members.append(Scdmac(k, params, member_seed, device).fit(counts, gene_names))
         log.info("scDMAC ensemble: member %d/%d fitted (seed %d)", len(members), params.ensemble, member_seed)
-    if len(members) == 1:
-        return members[0].labels_, members[0].embedding_, members
-    labels = ensemble_partition([member.labels_ for member in members], members[0].n_clusters_)
-    embedding = np.hstack([member.embedding_ / max(float(member.embedding_.std()), 1e-12) for member in members])
+    labels, embedding = combine_members(
+        [member.labels_ for member in members], [member.embedding_ for member in members], members[0].n_clusters_
+    )
     return labels, embedding, members
 
 
@@ -512,3 +512,16 @@ def fit_clusters(
     (labels, embedding)."""
     labels, embedding, _ = fit_ensemble(counts, n_clusters, params, seed, device, gene_names)
     return labels, embedding
+
+
+def fit_model(
+    counts: sp.spmatrix,
+    n_clusters: int | None,
+    params: ScdmacParams | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    gene_names=None,
+) -> FittedClustering:
+    """:func:`fit_clusters` keeping the fitted members (``scatlas cluster --save-model``)."""
+    labels, embedding, members = fit_ensemble(counts, n_clusters, params, seed, device, gene_names)
+    return FittedClustering("scdmac", members, labels, embedding)

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import KMeans
 
-from scatlas.models.base import ClusteringModel, Params
+from scatlas.models.base import ClusteringModel, FittedClustering, Params
 from scatlas.models.training import adam, deterministic
 from scatlas.nn.clustering import fuzzy_memberships, pairwise_similarity_loss, squared_distances, weighted_centres
 from scatlas.nn.count_likelihood import nb_nll
@@ -96,6 +96,7 @@ class Scsmd(ClusteringModel):
     """
 
     params_class = ScsmdParams
+    method = "scsmd"
     networks = ("autoencoder", "cellnet")
 
     def _build_networks(self):
@@ -262,3 +263,15 @@ def fit_clusters(
     """scSMD as ``scatlas cluster`` runs it: one fit on raw counts (cells × genes) → (labels, latent u)."""
     model = Scsmd(n_clusters, params, seed, device).fit(counts, gene_names)
     return model.labels_, model.embedding_
+
+
+def fit_model(
+    counts: sp.spmatrix,
+    n_clusters: int | None,
+    params: ScsmdParams | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    gene_names=None,
+) -> FittedClustering:
+    """:func:`fit_clusters` keeping the fitted model (``scatlas cluster --save-model``)."""
+    return FittedClustering("scsmd", [Scsmd(n_clusters, params, seed, device).fit(counts, gene_names)])

@@ -23,11 +23,13 @@ def count_fragments(
     paired: bool,
     strandedness: str = "unstranded",
     threads: int = 1,
+    summary: str | os.PathLike | None = None,
 ) -> pd.Series:
     """Reads (single-end) or fragments (paired-end) per gene, counted by featureCounts.
 
     featureCounts' defaults apply: a read counts for a gene when it overlaps one of
     its exons and no other gene's; multi-mapping and ambiguous reads are not counted.
+    ``summary``: where featureCounts' own summary (reads per assignment status, which MultiQC reads) is kept.
     """
     with tempfile.TemporaryDirectory(prefix="featurecounts.") as scratch:
         table = Path(scratch) / "counts.tsv"
@@ -36,6 +38,9 @@ def count_fragments(
             cmd += ["-p", "--countReadPairs"]
         tools.run([*cmd, "--tmpDir", scratch, "-a", gtf, "-o", table, bam])
         counts = pd.read_csv(table, sep="\t", comment="#", index_col=0)
+        if summary is not None:
+            with atomic_output(summary) as tmp:
+                tmp.write_bytes(Path(f"{table}.summary").read_bytes())
     series = counts.iloc[:, -1].astype(np.int64)
     series.index.name = "gene_id"
     return series.rename("count")
@@ -92,18 +97,19 @@ def quantify_run(
     paired: bool = False,
     strandedness: str = "unstranded",
     threads: int = 1,
+    summary: str | os.PathLike | None = None,
 ) -> dict:
     """Write ``output`` (TSV: ``gene_id``, ``count``, ``length``, ``rpkm``) for one run's BAM.
 
     Genes are every gene of ``gtf``, in GTF order; ``length`` is the union of the
-    gene's exons in bp (a gene_id on two chromosomes is refused by :func:`read_exons`).
-    A BAM and GTF without a chromosome in common are refused rather than counted as
-    zeros. Returns the run's counting statistics for provenance.
+    gene's exons in bp (a gene_id on two chromosomes is refused by :func:`read_exons`); ``summary``:
+    featureCounts' summary file (MultiQC's input). A BAM and GTF without a chromosome in common are refused
+    rather than counted as zeros. Returns the run's counting statistics for provenance.
     """
     exons = read_exons(gtf)
     check_shared_chromosomes(bam, gtf, exons["seqname"])
     genes = gene_table(exons, biotypes=())
-    counts = count_fragments(bam, gtf, paired, strandedness, threads).reindex(genes.index, fill_value=0)
+    counts = count_fragments(bam, gtf, paired, strandedness, threads, summary).reindex(genes.index, fill_value=0)
     total = mapped_fragments(bam, paired)
     table = pd.DataFrame({"count": counts.to_numpy(), "length": genes["length"].to_numpy()}, index=genes.index)
     table["rpkm"] = rpkm(table["count"], table["length"], total)

@@ -298,3 +298,45 @@ def test_highly_variable_genes_leave_out_genes_seen_in_fewer_than_three_cells(de
     assert (detected[highly_variable(counts, 1000, min_cells=1)] < 3).any()
     chosen = highly_variable(counts, 1000)
     assert len(chosen) == 1000 and (detected[chosen] >= 3).all()
+
+
+@pytest.mark.slow
+def test_a_saved_scdmac_ensemble_reloads_and_reproduces_its_labels_on_cpu(deng, tmp_path):
+    import yaml
+
+    tiny = {"n_top_genes": 200, "zinb_epochs": 2, "mae_epochs": 2, "cluster_epochs": 1, "kmeans_n_init": 2}
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**tiny, "ensemble": 2, "min_steps": 1}))
+    fitted, model = tmp_path / "fit.tsv", tmp_path / "model"
+    args = ["--input", str(DENG), "--seed", "3", "--device", "cpu", "--threads", "1"]
+    common = ["cluster", "--method", "scdmac", "--n-clusters", "5", "--config", str(config)]
+    assert main([*common, *args, "--save-model", str(model), "--output", str(fitted)]) == 0
+    assert {p.name for p in model.iterdir()} == {"model.pt", "params.yaml", "history.tsv", "env.json"}
+    saved = yaml.safe_load((model / "params.yaml").read_text())
+    assert saved["model"] == "scdmac" and saved["seeds"][0] == 3 and saved["params"]["mae_epochs"] == 2
+    history = pd.read_csv(model / "history.tsv", sep="\t")
+    assert set(history["member"]) == {0, 1} and {"stage", "epoch", "seconds", "mae"} <= set(history.columns)
+    assert history["seconds"].notna().all()
+    reused = tmp_path / "reused.tsv"
+    assert main(["cluster", "--model", str(model), "--input", str(DENG), "--output", str(reused)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(reused, sep="\t"), pd.read_csv(fitted, sep="\t"))
+    embeddings = [np.load(tmp_path / f"{name}.embedding.npy") for name in ("reused", "fit")]
+    np.testing.assert_allclose(*embeddings, atol=1e-5)  # the same up to float32 rounding of other thread counts
+    # the genes go by name: the same cells with their genes in another order get the same clusters
+    shuffled = ad.read_h5ad(DENG)
+    shuffled = shuffled[:, np.random.default_rng(0).permutation(shuffled.n_vars)].copy()
+    shuffled.write_h5ad(tmp_path / "shuffled.h5ad")
+    again = tmp_path / "again.tsv"
+    shuffled_input = str(tmp_path / "shuffled.h5ad")
+    assert main(["cluster", "--model", str(model), "--input", shuffled_input, "--output", str(again)]) == 0
+    assert pd.read_csv(again, sep="\t")["cluster"].tolist() == pd.read_csv(fitted, sep="\t")["cluster"].tolist()
+
+
+def test_a_baseline_saves_no_model_and_a_missing_model_is_named(tmp_path, capsys):
+    out = tmp_path / "out.tsv"
+    args = ["--input", str(DENG), "--n-clusters", "5", "--output", str(out)]
+    assert main(["cluster", "--method", "pca-kmeans", *args, "--save-model", str(tmp_path / "m")]) != 0
+    assert "pca-kmeans saves no model" in capsys.readouterr().err
+    assert main(["cluster", "--model", str(tmp_path / "nothing"), *args]) != 0
+    assert f"{tmp_path / 'nothing'}: not a saved scatlas model" in capsys.readouterr().err
+    assert not out.exists()

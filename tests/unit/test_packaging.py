@@ -47,6 +47,7 @@ RUNTIME_NEEDS = {
 CONDA_NAMES = {
     "torch": "pytorch",
     "igraph": "python-igraph",
+    "matplotlib": "matplotlib-base",  # conda-forge's matplotlib without the Qt back end
 }
 
 # Command-line tool → the conda package that provides it.
@@ -58,6 +59,7 @@ TOOL_PACKAGES = {
     "samtools": "samtools",
     "featureCounts": "subread",
     "fasterq-dump": "sra-tools",
+    "multiqc": "multiqc",
 }
 RUNNERS = {"run", "require", "version", "Popen", "check_call", "check_output"}  # their first argument is a tool
 

@@ -274,8 +274,8 @@ def test_parameters_from_yaml_take_their_fields_types():
 def test_save_and_load_give_the_same_clusters(deng, tmp_path, device):
     counts, _ = deng
     model = tiny_fit(counts, device=device)
-    model.save(tmp_path / "scdmac.pt")
-    loaded = Scdmac.load(tmp_path / "scdmac.pt", device=device)
+    model.save(tmp_path / "scdmac")
+    loaded = Scdmac.load(tmp_path / "scdmac", device=device)
     np.testing.assert_allclose(loaded.transform(counts), model.transform(counts), atol=1e-5)
     assert np.array_equal(loaded.predict(counts), model.predict(counts))
     assert list(loaded.gene_names) == list(model.gene_names) and len(model.gene_names) == TINY["n_top_genes"]

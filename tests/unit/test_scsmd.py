@@ -120,8 +120,8 @@ def test_per_cluster_steps_change_module_1_after_the_same_pretraining(deng):
 def test_save_and_load_give_the_same_clusters(deng, tmp_path, device):
     counts, _ = deng
     model = tiny_fit(counts, device=device)
-    model.save(tmp_path / "scsmd.pt")
-    loaded = Scsmd.load(tmp_path / "scsmd.pt", device=device)
+    model.save(tmp_path / "scsmd")
+    loaded = Scsmd.load(tmp_path / "scsmd", device=device)
     np.testing.assert_allclose(loaded.transform(counts), model.transform(counts), atol=1e-5)
     assert np.array_equal(loaded.predict(counts), model.predict(counts))
     assert np.array_equal(model.predict(counts), model.labels_)

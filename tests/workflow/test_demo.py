@@ -53,7 +53,8 @@ def test_demo_is_reproducible_from_its_seed(demo, tmp_path):
 
 def test_demo_starts_at_the_query_stage(demo):
     studies = pd.read_csv(demo / "manifests/studies.tsv", sep="\t")
-    assert studies["study"].tolist() == ["GSE990001", "GSE990002", "GSE990003"]  # E-GEOD-990001 recorded once
+    # E-GEOD-990001 recorded once
+    assert studies["study"].tolist() == ["GSE990001", "GSE990002", "GSE990003", "GSE990004"]
     excluded = pd.read_csv(demo / "manifests/excluded.tsv", sep="\t")
     assert excluded[["accession", "reason"]].values.tolist() == [
         ["GSM99000099", "not single-cell (bulk sample: 'bulk')"]

@@ -8,7 +8,7 @@ from conftest import snakemake
 
 from scatlas.demo import simulate
 
-CELL_ONTOLOGY = {"hepatocyte": "CL:0000182", "B cell": "CL:0000236", "astrocyte": "CL:0000127"}
+CELL_ONTOLOGY = {"hepatocyte": "CL:0000182", "B cell": "CL:0000236", "astrocyte": "CL:0000127", "T cell": "CL:0000084"}
 
 
 def test_demo_samples_get_their_cell_ontology_ids(demo):
@@ -18,9 +18,14 @@ def test_demo_samples_get_their_cell_ontology_ids(demo):
     labels = runs.merge(labels, on=["study", "sample"], how="left", validate="one_to_one")
     real = labels[labels["cell_type"] != "unknown"]
     assert (real["cell_ontology_id"] == real["cell_type"].map(CELL_ONTOLOGY)).all()
-    # each study names the type in another field: characteristics, title ("B-cells, ..."), source name
+    # each study names the type in another field: characteristics, title ("B-cells, ..."), source name, description
     sources = real.groupby("study")["label_source"].first().str.split(":").str[0].to_dict()
-    assert sources == {"GSE990001": "characteristics[cell type]", "GSE990002": "title", "GSE990003": "source_name"}
+    assert sources == {
+        "GSE990001": "characteristics[cell type]",
+        "GSE990002": "title",
+        "GSE990003": "source_name",
+        "GSE990004": "description",
+    }
     junk = labels[labels["cell_type"] == "unknown"]  # "library failed: no cells captured" is not "cell"
     assert junk["cell_ontology_id"].tolist() == [""] and junk["cell_ontology_name"].tolist() == ["unlabelled"]
 
@@ -64,7 +69,7 @@ def test_ontology_url_is_downloaded_once_and_config_checked(tmp_path):
 
 def test_demo_de_ranks_each_types_markers_first(demo):
     # 4 cells of each type per study (demo config: min_cells 3, max_cells 4): every type is tested
-    # in all three studies. Its top genes and its calls must be genes the simulation made higher
+    # in all four studies. Its top genes and its calls must be genes the simulation made higher
     # (log2fc > 0) or lower in it, by the true expression shares.
     index = pd.read_csv(demo / "de/_index.tsv", sep="\t")
     assert set(index["cell_type"]) == set(CELL_ONTOLOGY) and index["used"].all()
@@ -76,7 +81,7 @@ def test_demo_de_ranks_each_types_markers_first(demo):
     for cell_type, file in index.groupby("cell_type")["file"].first().items():
         table = pd.read_csv(demo / "de" / file, sep="\t").set_index("gene")
         assert list(table.columns) == ["log2fc", "p_adj_max", "z", "n_studies", "significant"]
-        assert (table["n_studies"] == 3).all()
+        assert (table["n_studies"] == 4).all()
         mine = cells["cell_type"] == cell_type
         ratio = share[mine].mean() / share[~mine].mean()
         checked = table.index[:5].union(table.index[table["significant"]])
