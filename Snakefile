@@ -18,6 +18,7 @@ include: "rules/atlas.smk"
 include: "rules/de.smk"
 include: "rules/cluster.smk"
 include: "rules/impute.smk"
+include: "rules/embed.smk"
 
 
 rule all:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from scatlas.embed.metrics import mapping_scores
 from scatlas.embed.similarity import nearest_studies, predictions_table
-from scatlas.embed.split import eligible_cells, single_labels, study_split
+from scatlas.embed.split import TooFewCells, eligible_cells, single_labels, study_split
 from scatlas.io import InputError, atomic_output, raw_counts, read_h5ad
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,23 @@ def train_embedding(
     if metrics:
         write_json(metrics, scores)
     return embedder, scores
+
+
+def train_atlas_embedding(input, output, metrics, **options) -> dict:
+    """The workflow's training: :func:`train_embedding`, or, when the atlas has too few labelled cells or
+    studies (:class:`TooFewCells`), a warning, ``output/SKIPPED`` with the reason and ``metrics`` saying so."""
+    from pathlib import Path
+
+    try:
+        return train_embedding(input, output, metrics=metrics, **options)[1]
+    except TooFewCells as err:
+        log.warning("embedding skipped: %s", err)
+        scores = {"skipped": str(err), "n_query_cells": 0}
+        output = Path(output)
+        with atomic_output(output / "SKIPPED") as tmp:
+            tmp.write_text(f"{err}\n")
+        write_json(metrics, scores)
+        return scores
 
 
 def evaluate_split(

@@ -10,6 +10,12 @@ import pandas as pd
 
 from scatlas.io import InputError
 
+
+class TooFewCells(InputError):
+    """The labelled cells or studies are too few to train on or to split: bad input for ``embed train``,
+    a stage with nothing to do for the workflow (its rule says so and succeeds)."""
+
+
 SEPARATOR = "|"  # the label stage joins a cell's several terms with it: such a cell has no single label
 
 
@@ -28,7 +34,7 @@ def eligible_cells(labels: pd.Series, min_cells: int, path: str | os.PathLike = 
     kept = counts.index[counts >= min_cells]
     if len(kept) == 0:
         largest = f"the largest has {int(counts.iloc[0])}" if len(counts) else "no cell has a single label"
-        raise InputError(path, f"no cell type has {min_cells} or more cells ({largest}); lower --min-cells")
+        raise TooFewCells(path, f"no cell type has {min_cells} or more cells ({largest}); lower --min-cells")
     return single.isin(kept).to_numpy()
 
 
@@ -63,5 +69,5 @@ def study_split(labels: pd.Series, studies: pd.Series, path: str | os.PathLike =
         query.add(held_out)
         train.update(others)
     if not query:
-        raise InputError(path, "no cell type is present in 2 or more studies: nothing to hold out by study")
+        raise TooFewCells(path, "no cell type is present in 2 or more studies: nothing to hold out by study")
     return pd.Series(np.where(studies.isin(sorted(query)), "query", "train"), index=labels.index)

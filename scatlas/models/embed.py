@@ -24,6 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from scatlas.embed.similarity import type_similarity
+from scatlas.embed.split import TooFewCells
 from scatlas.io import InputError
 from scatlas.models.artefacts import load_model_dir, save_model_dir
 from scatlas.models.base import Params
@@ -152,7 +153,7 @@ class Embedder:
         n = len(labels)
         self.types = sorted(set(labels))
         if len(self.types) < 2:
-            raise InputError(path, f"training needs 2 or more cell types, the training cells have {len(self.types)}")
+            raise TooFewCells(path, f"training needs 2 or more cell types, the training cells have {len(self.types)}")
         codes = np.searchsorted(self.types, labels)
         self.type_terms = [str((type_terms or {}).get(t, "")) for t in self.types]
         counts = sp.csr_matrix(counts)
@@ -436,6 +437,9 @@ class Embedder:
         import hnswlib
 
         folder = Path(folder)
+        if (folder / "SKIPPED").is_file():
+            reason = (folder / "SKIPPED").read_text().strip()
+            raise InputError(folder, f"no embedding was trained here ({reason})")
         state, _ = load_model_dir(folder)
         if "types" not in state or not (folder / INDEX_FILE).is_file():
             raise InputError(folder, "not a saved scatlas embedding (no cell types or no index.bin)")
