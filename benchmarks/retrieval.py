@@ -61,7 +61,7 @@ SPLITS = {
 MODELS = {
     "dense": {"model": "dense"},
     "pt-dense": {"model": "dense", "pretrain": True},
-    "siamese": {"model": "siamese"},
+    "siamese": {"model": "siamese", "epochs": 10},  # 30k pairs an epoch: a third of the epochs
     "triplet": {"model": "triplet"},
 }
 
@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--min-cells", type=int, default=20, help="training cells a type needs (issue 39's table: 20)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of every model (default: EmbedParams')")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="an EmbedParams field")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (small networks: 1 is fastest on a loaded CPU)"
+    )
     add_output_argument(parser, "retrieval")
     args = parser.parse_args()
     from scatlas.params import parse_assignment

@@ -151,7 +151,7 @@ class Embedder:
         started = time.perf_counter()
         labels = np.asarray(labels).astype(str)
         n = len(labels)
-        self.types = sorted(set(labels))
+        self.types = sorted({str(t) for t in labels})
         if len(self.types) < 2:
             raise TooFewCells(path, f"training needs 2 or more cell types, the training cells have {len(self.types)}")
         codes = np.searchsorted(self.types, labels)
