@@ -67,6 +67,7 @@ class EmbedParams(Params):
     pretrain_epochs: int = 10
     noise: float = 0.1  # sd of the Gaussian noise of the pretraining's corrupted input
     epochs: int = 30
+    dropout: float = 0.0  # share of each layer's input dropped in training (scQuery: none)
     batch_size: int = 256  # cells (dense), pairs (siamese)
     learning_rate: float = 1e-3
     margin: float = 1.0  # siamese contrastive margin
@@ -90,6 +91,8 @@ class EmbedParams(Params):
         for name in ("epochs", "batch_size", "n_neighbors", "index_m", "index_ef_construction", "index_ef"):
             if getattr(self, name) < 1:
                 raise ValueError(f"embed {name} must be at least 1, not {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"embed dropout must be in [0, 1), not {self.dropout!r}")
         if self.triplet_cells < 2 or self.triplet_types < 2:
             raise ValueError("embed triplet_types and triplet_cells must be at least 2")
 
@@ -181,6 +184,7 @@ class Embedder:
                 p.hidden,
                 n_types=len(self.types) if p.model == "dense" else 0,
                 linear_last=p.model == "triplet",
+                dropout=p.dropout,
             ).to(self.device)
             if p.pretrain:
                 self._pretrain(x, generator)
@@ -455,6 +459,7 @@ class Embedder:
             p.hidden,
             n_types=len(model.types) if p.model == "dense" else 0,
             linear_last=p.model == "triplet",
+            dropout=p.dropout,
         )
         model.network.load_state_dict(state["network"])
         model.network.to(model.device)

@@ -19,14 +19,23 @@ from torch.nn import functional as F
 class EmbeddingNetwork(nn.Module):
     """``n_genes → hidden[0] → … → hidden[-1]``, tanh after every layer (scQuery's default activation), the
     last one linear when ``linear_last`` (scQuery's triplet networks); a softmax head over ``n_types`` cell
-    types on top when ``n_types`` > 0 (the dense classifier).
+    types on top when ``n_types`` > 0 (the dense classifier). ``dropout``: the share of each layer's input
+    dropped in training (0: none, scQuery's).
 
     ``embed(x)``: cells × genes log expression → cells × hidden[-1], the embedding.
     ``forward(x)``: the head's logits (cells × n_types).
     """
 
-    def __init__(self, n_genes: int, hidden: Sequence[int] = (1136, 100), n_types: int = 0, linear_last: bool = False):
+    def __init__(
+        self,
+        n_genes: int,
+        hidden: Sequence[int] = (1136, 100),
+        n_types: int = 0,
+        linear_last: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         sizes = [n_genes, *hidden]
         self.linear_last = linear_last
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
@@ -37,7 +46,7 @@ class EmbeddingNetwork(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
-            x = self.activation(i, layer(x))
+            x = self.activation(i, layer(self.dropout(x)))
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
