@@ -52,7 +52,9 @@ def study_split(labels: pd.Series, studies: pd.Series, path: str | os.PathLike =
     labels = pd.Series(np.asarray(labels, dtype=object), dtype=object)
     studies = pd.Series(np.asarray(studies).astype(str), dtype=object)
     if studies.nunique() < 2:
-        raise InputError(path, f"the cells come from {studies.nunique()} study: a held-out-study split needs 2 or more")
+        raise TooFewCells(
+            path, f"the cells come from {studies.nunique()} study: a held-out-study split needs 2 or more"
+        )
     table = pd.crosstab(labels, studies)
     query: set[str] = set()
     train: set[str] = set()

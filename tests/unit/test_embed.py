@@ -330,3 +330,39 @@ def test_bad_query_input_is_one_line_and_writes_nothing(case, trained, kang, tmp
 def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
     with pytest.raises(InputError, match="not a saved scatlas model"):
         Embedder.load(tmp_path)
+
+
+def test_the_workflow_skips_an_atlas_too_small_to_split_and_says_why(tmp_path, caplog):
+    from scatlas.embed import train_atlas_embedding
+
+    path = _write(_toy(np.repeat(["a", "b"], 30), np.full(60, "s1")), tmp_path / "atlas.h5ad")
+    metrics = tmp_path / "metrics.json"
+    with caplog.at_level("WARNING"):
+        scores = train_atlas_embedding(
+            path, tmp_path / "model", metrics, label_key="label", study_key="condition", model="dense", min_cells=20
+        )
+    assert "embedding skipped" in caplog.text and "needs 2 or more" in scores["skipped"]
+    assert json.loads(metrics.read_text())["n_query_cells"] == 0
+    assert (tmp_path / "model" / "SKIPPED").is_file()
+    with pytest.raises(InputError, match="no embedding was trained here"):
+        Embedder.load(tmp_path / "model")
+
+
+def test_holdout_none_trains_on_every_cell_of_a_single_study(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.vstack(
+        [
+            rng.poisson(np.r_[np.full(15, 5), np.full(15, 0.2)], (30, 30)),
+            rng.poisson(np.r_[np.full(15, 0.2), np.full(15, 5)], (30, 30)),
+        ]
+    )
+    path = _write(
+        _toy(np.repeat(["a", "b"], 30), np.full(60, "s1"), sp.csr_matrix(x.astype(np.float32))), tmp_path / "in.h5ad"
+    )
+    out = tmp_path / "model"
+    args = ["--holdout", "none", "--param", "hidden=[8, 4]", "--param", "epochs=30", "--param", "batch_size=16"]
+    assert main(train_args(path, out, *args)) == 0
+    assert len(pd.read_csv(out / "training_cells.tsv", sep="\t")) == 60
+    pred = tmp_path / "pred.tsv"
+    assert main(["embed", "query", "--model", str(out), "--input", str(path), "--output", str(pred)]) == 0
+    assert (pd.read_csv(pred, sep="\t")["predicted"].to_numpy() == np.repeat(["a", "b"], 30)).mean() > 0.9
