@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import add_output_argument, write_result
 
 from scatlas.embed.baselines import pca_knn
-from scatlas.embed.metrics import mapping_scores
+from scatlas.embed.metrics import RETRIEVAL_LIMIT, mapping_scores
 from scatlas.models.embed import Embedder, EmbedParams
 from scatlas.ontology import load_ontology
 
@@ -121,7 +121,9 @@ def main() -> None:
                 else:
                     params = EmbedParams.from_dict({**MODELS[model], **extra})
                     embedder = Embedder(params, seed, "cpu").fit(train.X, train.var_names, train_labels)
-                    _, similarity, found, _ = embedder.query(query.X, query.var_names, threads=args.threads)
+                    _, similarity, found, _ = embedder.query(
+                        query.X, query.var_names, threads=args.threads, depth=RETRIEVAL_LIMIT
+                    )
                     predicted = np.asarray(embedder.types, dtype=object)[similarity.argmax(axis=1)]
                     ranked = codes[found]
                 seconds = time.perf_counter() - started

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from scatlas.embed.metrics import mapping_scores
+from scatlas.embed.metrics import RETRIEVAL_LIMIT, mapping_scores
 from scatlas.embed.similarity import nearest_studies, predictions_table
 from scatlas.embed.split import TooFewCells, eligible_cells, single_labels, study_split
 from scatlas.io import InputError, atomic_output, raw_counts, read_h5ad
@@ -153,7 +153,7 @@ def evaluate_split(
     if query.empty:
         return {"n_query_cells": 0, "note": "no held-out query cell of a training cell type"}
     rows = pd.Index(np.asarray(cell_names).astype(str)).get_indexer(query["cell"])
-    _, similarity, found, _ = embedder.query(counts[rows], gene_names, path, threads)
+    _, similarity, found, _ = embedder.query(counts[rows], gene_names, path, threads, RETRIEVAL_LIMIT)
     predicted = np.asarray(embedder.types, dtype=object)[similarity.argmax(axis=1)]
     train_codes = np.searchsorted(embedder.types, embedder.cells["label"].to_numpy())
     terms = embedder.type_terms if any(embedder.type_terms) else None

@@ -9,8 +9,10 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from scatlas.ontology.similarity import similarity_matrix
 
+RETRIEVAL_LIMIT = 100  # scQuery's longest retrieval list
 
-def retrieval_depth(train_codes: np.ndarray, query_codes: np.ndarray, limit: int = 100) -> int:
+
+def retrieval_depth(train_codes: np.ndarray, query_codes: np.ndarray, limit: int = RETRIEVAL_LIMIT) -> int:
     """scQuery's R: ``min(limit, fewest training cells of any query type)``."""
     counts = np.bincount(train_codes)
     present = np.unique(query_codes)

@@ -386,21 +386,28 @@ class Embedder:
         with deterministic(self.seed):
             return self._embed(self._expression(sp.csr_matrix(counts), gene_names, path))
 
-    def neighbours(self, embedding: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(training-cell indices, cosine distances) of each row's ``n_neighbors`` nearest training cells
-        (at most the number of training cells), nearest first."""
-        k = min(self.params.n_neighbors, self.index.get_current_count())
+    def neighbours(self, embedding: np.ndarray, threads: int = 1, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(training-cell indices, cosine distances) of each row's ``k`` (default ``n_neighbors``) nearest
+        training cells (at most the number of training cells), nearest first."""
+        k = min(k or self.params.n_neighbors, self.index.get_current_count())
         found, distances = self.index.knn_query(
             np.ascontiguousarray(embedding, dtype=np.float32), k=k, num_threads=threads
         )
         return found.astype(np.int64), distances
 
-    def query(self, counts: sp.spmatrix, gene_names, path: str | os.PathLike = "<input>", threads: int = 1):
-        """(embedding, type similarity cells × types, neighbour indices, neighbour distances) of raw counts."""
+    def query(
+        self, counts: sp.spmatrix, gene_names, path: str | os.PathLike = "<input>", threads: int = 1, depth: int = 0
+    ):
+        """(embedding, type similarity cells × types, neighbour indices, neighbour distances) of raw counts.
+
+        The similarity sums over the ``n_neighbors`` nearest; the neighbours returned are the
+        ``max(n_neighbors, depth)`` nearest (``depth``: a retrieval list longer than the vote, for MAP)."""
         embedding = self.transform(counts, gene_names, path)
-        found, distances = self.neighbours(embedding, threads)
+        found, distances = self.neighbours(embedding, threads, max(self.params.n_neighbors, depth))
+        vote = min(self.params.n_neighbors, found.shape[1])
         codes = np.searchsorted(self.types, self.cells["label"].to_numpy())
-        return embedding, type_similarity(distances, codes[found], len(self.types)), found, distances
+        similarity = type_similarity(distances[:, :vote], codes[found[:, :vote]], len(self.types))
+        return embedding, similarity, found, distances
 
     # ---------------------------------------------------------- save / load
     def save(self, folder: str | os.PathLike, extra: dict | None = None) -> Path:
