@@ -88,6 +88,9 @@ def train_embedding(
         side = np.full(int(eligible.sum()), "train", dtype=object)
     cells = np.flatnonzero(eligible)
     train = cells[side == "train"]
+    n_types = labels.iloc[train].nunique()
+    if n_types < 2:
+        raise TooFewCells(input, f"training needs 2 or more cell types, the training cells have {n_types}")
     hvg = None
     if "highly_variable" in adata.var and len(gene_names) == adata.n_vars and (gene_names == adata.var_names).all():
         hvg = adata.var["highly_variable"].to_numpy(dtype=bool)

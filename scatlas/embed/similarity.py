@@ -6,18 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-
-def type_similarity(distances: np.ndarray, neighbour_types: np.ndarray, n_types: int) -> np.ndarray:
-    """Per query cell and type, Σ over its neighbours of that type of ``1 / (1 + D)``, normalised to sum 1.
-
-    ``distances``, ``neighbour_types``: cells × k (the index's distances, the neighbours' type codes).
-    Returns cells × ``n_types``, float64, rows summing to 1.
-    """
-    weights = 1.0 / (1.0 + np.asarray(distances, dtype=np.float64))
-    scores = np.zeros((weights.shape[0], n_types))
-    rows = np.repeat(np.arange(weights.shape[0]), weights.shape[1])
-    np.add.at(scores, (rows, np.asarray(neighbour_types).ravel()), weights.ravel())
-    return scores / scores.sum(axis=1, keepdims=True)
+from scatlas.nn.embed import type_similarity  # noqa: F401 - the similarity rule, beside the networks
 
 
 def predictions_table(cells, similarity: np.ndarray, types) -> pd.DataFrame:

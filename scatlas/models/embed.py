@@ -23,8 +23,6 @@ import scipy.sparse as sp
 import torch
 from torch.nn import functional as F
 
-from scatlas.embed.similarity import type_similarity
-from scatlas.embed.split import TooFewCells
 from scatlas.io import InputError
 from scatlas.models.artefacts import load_model_dir, save_model_dir
 from scatlas.models.base import Params
@@ -35,6 +33,7 @@ from scatlas.nn.embed import (
     contrastive_loss,
     denoising_layer_loss,
     pair_distance,
+    type_similarity,
 )
 from scatlas.preprocess.expression import CountRows, LogExpression, align_genes
 from scatlas.preprocess.normalize import TARGET_SUM, highly_variable
@@ -156,7 +155,7 @@ class Embedder:
         n = len(labels)
         self.types = sorted({str(t) for t in labels})
         if len(self.types) < 2:
-            raise TooFewCells(path, f"training needs 2 or more cell types, the training cells have {len(self.types)}")
+            raise InputError(path, f"training needs 2 or more cell types, the training cells have {len(self.types)}")
         codes = np.searchsorted(self.types, labels)
         self.type_terms = [str((type_terms or {}).get(t, "")) for t in self.types]
         counts = sp.csr_matrix(counts)

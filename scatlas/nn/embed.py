@@ -2,7 +2,8 @@
 a fully connected network on log expression whose last hidden layer is the embedding, trained as a cell-type
 classifier (softmax head), as a siamese twin (contrastive loss) or on triplets (batch-hard, soft margin).
 
-Pure modules and losses; training, pair and triplet sampling, seeding and devices are in
+Pure modules and losses, and the retrieval's type-similarity rule (numpy); training, pair and triplet sampling,
+seeding and devices are in
 :mod:`scatlas.models.embed`.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -101,3 +103,16 @@ def batch_hard_triplet_loss(embedding: torch.Tensor, labels: torch.Tensor, margi
     gap = positive - negative
     loss = F.softplus(gap) if margin is None else (gap + margin).clamp_min(0)
     return torch.where(valid, loss, torch.zeros_like(loss)).sum() / valid.sum().clamp_min(1)
+
+
+def type_similarity(distances: np.ndarray, neighbour_types: np.ndarray, n_types: int) -> np.ndarray:
+    """Per query cell and type, Σ over its neighbours of that type of ``1 / (1 + D)``, normalised to sum 1.
+
+    ``distances``, ``neighbour_types``: cells × k (the index's distances, the neighbours' type codes).
+    Returns cells × ``n_types``, float64, rows summing to 1.
+    """
+    weights = 1.0 / (1.0 + np.asarray(distances, dtype=np.float64))
+    scores = np.zeros((weights.shape[0], n_types))
+    rows = np.repeat(np.arange(weights.shape[0]), weights.shape[1])
+    np.add.at(scores, (rows, np.asarray(neighbour_types).ravel()), weights.ravel())
+    return scores / scores.sum(axis=1, keepdims=True)
