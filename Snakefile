@@ -21,6 +21,7 @@ include: "rules/atlas.smk"
 include: "rules/de.smk"
 include: "rules/cluster.smk"
 include: "rules/impute.smk"
+include: "rules/embed.smk"
 include: "rules/report.smk"
 
 

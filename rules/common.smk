@@ -10,7 +10,7 @@ from scatlas.io import InputError
 from scatlas.lock import AtlasLocked, hold
 from scatlas.reference.index import hisat2_index_files
 from scatlas.reference.sources import download_name, is_url
-from scatlas.registry import CLUSTERING, IMPUTATION
+from scatlas.registry import CLUSTERING, EMBEDDING, IMPUTATION
 from scatlas.report.paths import embedding_predictions
 from scatlas.sheets import fetched, load_runs, load_samples, runs_schema
 
@@ -164,6 +164,8 @@ def final_outputs():
         outputs += de_outputs()
         if config["impute"]["enabled"]:
             outputs.append("atlas/imputed.h5ad")
+        if config["embed"]["enabled"]:
+            outputs += embed_outputs()
     if cluster_runs():
         outputs.append("results/cluster/scores.tsv")
     outputs += report_outputs()
@@ -242,6 +244,25 @@ def impute_reference():
 def impute_code():
     """The package files the imputation depends on (scatlas/registry.py): editing them reruns the rule."""
     return [f"{workflow.basedir}/scatlas/{name}" for name in IMPUTATION.code_of(impute_method())]
+
+
+# ---- embed: scQuery embeddings of the atlas (config section `embed`) ----
+def embed_outputs():
+    """Every configured model × seed's model folder and query-set scores."""
+    return expand(
+        [
+            "models/embed/atlas/{model}/seed{seed}",
+            "results/embed/atlas/{model}/seed{seed}/metrics.json",
+            "results/embed/atlas/{model}/seed{seed}/query_predictions.tsv",
+        ],
+        model=config["embed"]["models"],
+        seed=config["embed"]["seeds"],
+    )
+
+
+def embed_code():
+    """The package files the embeddings depend on (scatlas/registry.py): editing them reruns the rule."""
+    return [f"{workflow.basedir}/scatlas/{name}" for name in EMBEDDING.code_of("dense")]
 
 
 # ---- report: figures and tables of `snakemake --report report.html` (rules/report.smk) ----

@@ -228,6 +228,43 @@ def _de(args: argparse.Namespace) -> None:
     run_de(args.input, args.output, args.group_key, args.study_key, params)
 
 
+def _embed_train(args: argparse.Namespace) -> None:
+    from scatlas.embed import train_embedding
+    from scatlas.params import load_params
+
+    _, scores = train_embedding(
+        args.input,
+        args.output,
+        args.label_key,
+        args.study_key,
+        args.model,
+        args.min_cells,
+        seed=args.seed,
+        device=args.device,
+        params={**load_params(args.config), **_impute_params(args.param)},
+        pretrain=args.pretrain or None,
+        holdout=args.holdout,
+        ontology=args.ontology,
+        term_key=args.term_key,
+        threads=args.threads,
+        metrics=args.metrics,
+    )
+    print(json.dumps(scores))
+
+
+def _embed_query(args: argparse.Namespace) -> None:
+    from scatlas.embed import query_embedding
+
+    query_embedding(args.model, args.input, args.output, device=args.device, threads=args.threads or 1)
+
+
+def _map(args: argparse.Namespace) -> None:
+    from scatlas.embed import map_data
+
+    table = map_data(args.model, args.input, args.output, device=args.device, threads=args.threads or 1)
+    print(f"scatlas map: {len(table)} cells mapped to {table['predicted'].nunique()} cell types", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scatlas", description=__doc__)
     parser.add_argument("--version", action="version", version=f"scatlas {__version__}")
@@ -451,6 +488,59 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", help=deep_params)
     bench.add_argument("--param", action="append", metavar="KEY=VALUE", help="one LATE parameter")
     bench.set_defaults(func=_impute_benchmark)
+
+    embed = commands.add_parser("embed", help="supervised cell embeddings (scQuery) with an ANN index")
+    embed = embed.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = embed.add_parser(
+        "train",
+        help="train an embedding on labelled cells and build the ANN index of the training cells",
+        description="Trains on cells whose only label has at least --min-cells cells; with --holdout study "
+        "(scQuery's split) whole studies are held out as the query set and scored (accuracy, macro-F1, MAP, "
+        "MAFP with --ontology), printed as JSON. MODEL_DIR holds the network, index.bin (hnswlib, cosine), "
+        "genes.tsv, cell_types.tsv, training_cells.tsv, split.tsv, params.yaml, history.tsv and env.json.",
+    )
+    train.add_argument("--input", required=True, help="h5ad of raw counts, cells x genes: layer counts, else X")
+    train.add_argument("--label-key", default=default("embed.label_key"), help="obs column of the cell types")
+    train.add_argument("--study-key", default=default("embed.study_key"), help="obs column of the studies")
+    train.add_argument("--model", choices=["dense", "siamese", "triplet"], default=default("embed.model"))
+    train.add_argument(
+        "--pretrain", action="store_true", default=default("embed.pretrain"), help="denoising-AE pretraining"
+    )
+    train.add_argument("--min-cells", type=_positive_int, default=default("embed.min_cells"), help="cells a type needs")
+    train.add_argument("--holdout", choices=["study", "none"], default=default("embed.holdout"))
+    train.add_argument("--ontology", help="Cell Ontology file (MAFP; the siamese dynamic margin)")
+    train.add_argument("--term-key", default=default("embed.term_key"), help="obs column of the types' CL ids")
+    train.add_argument("--seed", type=int, default=0, help="fixes every random choice (on CPU: same model)")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default("embed.device"))
+    train.add_argument("--config", help="YAML mapping of the fields of scatlas.models.embed.EmbedParams")
+    train.add_argument("--param", action="append", metavar="KEY=VALUE", help="one parameter (wins over --config)")
+    train.add_argument("--threads", type=_positive_int, help="CPU threads of torch (default: the cores)")
+    train.add_argument("--metrics", help="also write the query-set scores to this JSON file")
+    train.add_argument("--output", required=True, metavar="MODEL_DIR")
+    train.set_defaults(func=_embed_train)
+    query = embed.add_parser("query", help="predict the cell types of an h5ad's cells from a trained embedding")
+    query.add_argument("--model", required=True, metavar="MODEL_DIR")
+    query.add_argument("--input", required=True, help="h5ad of raw counts (genes matched to the model's by name)")
+    query.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default("embed.device"))
+    query.add_argument("--threads", type=_positive_int, help="CPU threads of the search (default 1)")
+    query.add_argument("--output", required=True, help="PRED.tsv: cell, predicted, score, one column per type")
+    query.set_defaults(func=_embed_query)
+
+    mapping = commands.add_parser(
+        "map",
+        help="map a user's raw-count data onto a trained embedding",
+        description="Writes DIR/predictions.tsv (cell, predicted, score, one column per cell type with the "
+        "normalised similarity), DIR/studies.tsv (cell, study, neighbours: the atlas studies among each cell's "
+        "nearest training cells) and DIR/mapped.h5ad (the input with obsm['X_scatlas'], obs['scatlas_type'], "
+        "obs['scatlas_score']). Genes are matched by name; genes the input lacks read as zeros (a warning "
+        "counts them); fewer than half the model's genes is an error.",
+    )
+    mapping.add_argument("--model", required=True, metavar="MODEL_DIR")
+    mapping.add_argument("--input", required=True, help="h5ad of raw counts: layer counts, else X, else raw.X")
+    mapping.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default("embed.device"))
+    mapping.add_argument("--threads", type=_positive_int, help="CPU threads of the search (default 1)")
+    mapping.add_argument("--output", required=True, metavar="DIR")
+    mapping.set_defaults(func=_map)
 
     demo = commands.add_parser("demo", help="write the synthetic offline demo (genome, GTF, reads, sheet, config)")
     demo.add_argument("--outdir", required=True)

@@ -204,3 +204,38 @@ IMPUTATION = _stage(
 )
 
 STAGES = (CLUSTERING, IMPUTATION)
+
+# An embedding method is trained by scatlas.embed.train_embedding(input, output, label_key, study_key, model, ...)
+# (raw counts of labelled cells → a model folder with its ANN index); ``fit`` names the network's wrapper.
+EMBEDDING = _stage(
+    "embed",
+    (
+        "embed/__init__.py",
+        "embed/split.py",
+        "embed/similarity.py",
+        "embed/metrics.py",
+        "models/embed.py",
+        "nn/embed.py",
+        "models/training.py",
+        "models/artefacts.py",
+        "preprocess/expression.py",
+        "preprocess/normalize.py",
+        "ontology/similarity.py",
+        "params.py",
+    ),
+    *(
+        Method(
+            name,
+            "deep",
+            summary,
+            fit="scatlas.models.embed:Embedder",
+            params="scatlas.models.embed:EmbedParams",
+            code=(),
+        )
+        for name, summary in (
+            ("dense", "scQuery dense 1136 → 100 tanh cell-type classifier, the last hidden layer the embedding"),
+            ("siamese", "scQuery siamese network, contrastive loss (margin 1, optional ontology dynamic margin)"),
+            ("triplet", "scQuery triplet network, batch-hard loss with the soft margin"),
+        )
+    ),
+)

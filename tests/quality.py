@@ -82,9 +82,59 @@ def leiden_cbmc(seed: int = 0) -> dict[str, float]:
     return {"leiden": ari_of("leiden", matrix.counts, truth, seed)}
 
 
+# ---- embeddings (issue 39): a short dense fit on kang CTRL, its STIM cells queried ----
+KANG = BENCHMARKS / "pbmc_ifnb_kang_2800.h5ad"
+EMBED_SHORT = {"hidden": [256, 32], "n_top_genes": 1000, "epochs": 10, "batch_size": 64}
+KANG_TYPES = ("B", "CD14 Mono", "CD16 Mono", "CD4 Memory T", "CD4 Naive T", "CD8 T", "NK", "T activated")
+
+
+def kang_small(per_type: int = 60, seed: int = 0) -> ad.AnnData:
+    """Up to ``per_type`` cells of each of kang's 8 largest types in each condition (obs condition: CTRL,
+    STIM) × the genes detected in them; raw counts."""
+    adata = ad.read_h5ad(KANG)
+    rng = np.random.default_rng(seed)
+    cells = []
+    for (_, _), group in adata.obs[adata.obs["label"].isin(KANG_TYPES)].groupby(["label", "condition"], observed=True):
+        rows = np.flatnonzero(adata.obs_names.isin(group.index))
+        cells.extend(rng.choice(rows, min(per_type, len(rows)), replace=False))
+    small = adata[np.sort(cells)].copy()
+    small = small[:, np.asarray(small.X.sum(axis=0)).ravel() > 0].copy()
+    small.X = sp.csr_matrix(small.X, dtype=np.float32)
+    return small
+
+
+def embed_kang(seed: int = 0, device: str = "cpu") -> dict[str, float]:
+    """Accuracy, macro-F1 and MAP of a short dense fit on kang_small's CTRL cells for its STIM cells, and
+    PCA-100 + kNN's on the same cells."""
+    from scatlas.embed.baselines import pca_knn
+    from scatlas.embed.metrics import mapping_scores
+    from scatlas.models.embed import Embedder, EmbedParams
+
+    adata = kang_small()
+    train = (adata.obs["condition"] == "CTRL").to_numpy()
+    labels = adata.obs["label"].astype(str).to_numpy()
+    model = Embedder(EmbedParams.from_dict(EMBED_SHORT), seed, device)
+    model.fit(adata.X[train], adata.var_names, labels[train])
+    _, similarity, found, _ = model.query(adata.X[~train], adata.var_names)
+    codes = np.searchsorted(model.types, labels[train])
+    predicted = np.asarray(model.types)[similarity.argmax(axis=1)]
+    scores = mapping_scores(labels[~train], predicted, model.types, codes[found], codes)
+    pca_predicted, pca_ranked, _ = pca_knn(adata.X[train], labels[train], adata.X[~train], seed=seed)
+    pca = mapping_scores(labels[~train], pca_predicted, model.types, pca_ranked, codes)
+    return {
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "map": scores["map"],
+        "pca_accuracy": pca["accuracy"],
+        "pca_map": pca["map"],
+        "lead_over_pca": scores["accuracy"] - pca["accuracy"],
+    }
+
+
 PROBES = {
     "scsmd_baron": scsmd_baron,
     "scdmac_baron": scdmac_baron,
     "deng_methods": deng_methods,
     "leiden_cbmc": leiden_cbmc,
+    "embed_kang": embed_kang,
 }

@@ -285,6 +285,12 @@ def simulate(outdir: str | os.PathLike, seed: int = 0, cells_per_study: int | No
                 "leiden": {"n_top_genes": 100, "n_comps": 10},
             },
         },
+        # 4 cells of each type per study: a small dense embedding, one study held out and scored
+        "embed": {
+            "enabled": True,
+            "min_cells": 3,
+            "params": {"hidden": [16, 4], "n_top_genes": 20, "epochs": 20, "batch_size": 8, "n_neighbors": 10},
+        },
     }
     with atomic_output(outdir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -295,6 +295,9 @@ def mapping_figure(predictions: str | os.PathLike, output: str | os.PathLike) ->
     if not {"predicted", "truth"} <= set(table.columns):
         _empty(output, f"{predictions}: no predicted and truth columns")
         return
+    if table.empty:
+        _empty(output, "no held-out query cells (the embedding was skipped or no study was held out)")
+        return
     confusion = pd.crosstab(table["truth"].astype(str), table["predicted"].astype(str))
     accuracy = float((table["truth"].astype(str) == table["predicted"].astype(str)).mean())
     figure, axis = plt.subplots(figsize=(1.5 + 0.7 * confusion.shape[1], 1 + 0.45 * confusion.shape[0]))

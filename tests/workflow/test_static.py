@@ -31,6 +31,7 @@ def test_dry_run_of_the_demo_lists_every_stage_once_queried(tmp_path):
     for rule in ("fetch_fastq", "hisat2_build", "hisat2_align", "featurecounts", "quant_study", "excluded_runs"):
         assert rule in done.stdout
     assert "rule de:" in done.stdout  # DE is part of the default target once there are runs
+    assert "rule embed_train:" in done.stdout  # the demo enables the embedding
     assert "query" not in done.stdout.replace("manifests", "")  # the query runs only when asked for
 
 
