@@ -10,6 +10,8 @@ rule hisat2_align:
         "logs/hisat2_align/{study}/{run}.log",
     benchmark:
         "results/benchmarks/hisat2_align/{study}/{run}.tsv"
+    group:
+        "per_run"
     conda:
         "../envs/hisat2.yaml"
     threads: config["align"]["threads"]

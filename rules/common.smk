@@ -34,6 +34,10 @@ def read_runs_sheet(path):
 
 RUNS = read_runs_sheet(config["runs"])
 STUDIES = sorted(set(RUNS["study"])) if RUNS is not None else []
+# Per-run and per-study lookups made once: input functions run for every job of every run, and a
+# pandas lookup or a filter of the whole sheet in each would make planning quadratic in the sheet.
+RUN_ROWS = {} if RUNS is None else RUNS.to_dict("index")
+STUDY_RUNS = {} if RUNS is None else RUNS.groupby("study", sort=False)["run"].agg(list).to_dict()
 
 
 wildcard_constraints:
@@ -106,7 +110,7 @@ def manifests_dir():
 
 def run_fastqs(wildcards):
     """A run's local FASTQ files from the sheet, or the reads/ files the fetch rule downloads."""
-    row = RUNS.loc[wildcards.run]
+    row = RUN_ROWS[wildcards.run]
     mates = [1, 2] if row["layout"] == "PAIRED" else [1]
     if fetched(row):
         return [f"reads/{wildcards.run}_{mate}.fastq.gz" for mate in mates]
@@ -114,18 +118,24 @@ def run_fastqs(wildcards):
 
 
 def is_paired(wildcards):
-    return RUNS.loc[wildcards.run, "layout"] == "PAIRED"
+    return RUN_ROWS[wildcards.run]["layout"] == "PAIRED"
+
+
+def run_md5(wildcards):
+    return RUN_ROWS[wildcards.run][f"fastq_md5_{wildcards.mate}"]
 
 
 def study_runs(wildcards):
-    return RUNS.index[RUNS["study"] == wildcards.study].tolist()
+    return STUDY_RUNS[wildcards.study]
 
 
 def study_metadata(wildcards):
     """The study's runs-sheet rows for obs, without where the reads came from: a moved mirror or
     FASTQ folder changes no result, so it must not rerun the study."""
-    rows = RUNS.loc[study_runs(wildcards)]
-    return rows.drop(columns=[c for c in rows.columns if c.startswith("fastq_")]).to_dict("records")
+    return [
+        {key: value for key, value in RUN_ROWS[run].items() if not key.startswith("fastq_")}
+        for run in study_runs(wildcards)
+    ]
 
 
 def study_files(pattern):

@@ -9,6 +9,8 @@ rule featurecounts:
         "logs/featurecounts/{study}/{run}.log",
     benchmark:
         "results/benchmarks/featurecounts/{study}/{run}.tsv"
+    group:
+        "per_run"
     conda:
         "../envs/subread.yaml"
     threads: config["quantify"]["threads"]
