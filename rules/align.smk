@@ -3,7 +3,9 @@ rule hisat2_align:
         fastqs=run_fastqs,
         index=hisat2_index(),
     output:
-        bam=temp("align/{study}/{run}.bam"),
+        # HISAT2's SAM as written, read once by featureCounts in the same per_run group: no BAM is
+        # compressed or kept (--notemp keeps it, for a look with samtools)
+        bam=temp("align/{study}/{run}.sam"),
         summary="align/{study}/{run}.summary.txt",
         stats="align/{study}/{run}.json",
     log:

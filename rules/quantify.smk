@@ -1,6 +1,6 @@
 rule featurecounts:
     input:
-        bam="align/{study}/{run}.bam",
+        bam="align/{study}/{run}.sam",
         gtf="reference/genes.gtf",
     output:
         table="quant/{study}/{run}.tsv",

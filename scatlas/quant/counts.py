@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +70,16 @@ def quantify_run(
     strandedness: str = "unstranded",
     threads: int = 1,
 ) -> dict:
-    """Write ``output`` (TSV: ``gene_id``, ``count``, ``length``, ``rpkm``) for one run's BAM.
+    """Write ``output`` (TSV: ``gene_id``, ``count``, ``length``, ``rpkm``) for one run's BAM or SAM.
 
     Genes are every gene of ``gtf``, in GTF order; ``length`` is the union of the
     gene's exons in bp. Returns the run's counting statistics for provenance.
     """
-    genes = gene_table(read_exons(gtf), biotypes=())
-    counts = count_fragments(bam, gtf, paired, strandedness, threads).reindex(genes.index, fill_value=0)
-    total = mapped_fragments(bam, paired)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # flagstat's pass beside featureCounts', on another core
+        total = pool.submit(mapped_fragments, bam, paired)
+        genes = gene_table(read_exons(gtf), biotypes=())
+        counts = count_fragments(bam, gtf, paired, strandedness, threads).reindex(genes.index, fill_value=0)
+        total = total.result()
     table = pd.DataFrame({"count": counts.to_numpy(), "length": genes["length"].to_numpy()}, index=genes.index)
     table["rpkm"] = rpkm(table["count"], table["length"], total)
     with atomic_output(output) as tmp:
