@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)  # the scatlas package beside the Snakefile
 from scatlas.config import validation_message
 from scatlas.io import InputError
 from scatlas.reference.index import hisat2_index_files
+from scatlas.reference.presets import resolved_reference
 from scatlas.reference.sources import download_name, is_url
 from scatlas.registry import CLUSTERING, IMPUTATION
 from scatlas.sheets import fetched, load_runs, load_samples, runs_schema
@@ -46,15 +47,28 @@ wildcard_constraints:
     mate="[12]",
 
 
+try:
+    REFERENCE = resolved_reference(
+        config
+    )  # genome and genes: as configured, else query.organism's preset
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+if is_url(REFERENCE["hisat2_index"]) and not REFERENCE["hisat2_index_md5"]:
+    raise WorkflowError(
+        f"reference.hisat2_index is a URL ({REFERENCE['hisat2_index']}): set reference.hisat2_index_md5 "
+        "to its md5, so that a corrupt or changed archive is refused"
+    )
+
+
 def reference_source(key):
     """A reference file's local path: as configured, or where its URL is downloaded to."""
-    source = config["reference"][key]
+    source = REFERENCE[key]
     return f"reference/download/{download_name(source)}" if is_url(source) else source
 
 
 def reference_url(wildcards):
-    for key in ("genome_fasta", "gtf"):
-        source = config["reference"][key]
+    for key in ("genome_fasta", "gtf", "hisat2_index"):
+        source = REFERENCE[key]
         if is_url(source) and download_name(source) == wildcards.filename:
             return source
     raise WorkflowError(f"no configured reference URL ends in {wildcards.filename}")
@@ -98,7 +112,7 @@ def hisat2_index():
 
 def hisat2_build_mem_mb(wildcards, input):
     """HISAT2 needs ~55 bytes per genome base with splice sites, ~3 without (its manual's figures)."""
-    per_base = 55 if config["reference"]["splice_aware_index"] else 3
+    per_base = 55 if REFERENCE["splice_aware_index"] else 3
     bases_per_byte = 3 if input.fasta.endswith(".gz") else 1
     return max(2000, int(input.size_mb * bases_per_byte * per_base))
 
