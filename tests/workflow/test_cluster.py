@@ -156,6 +156,7 @@ def test_batch_killed_mid_group_reruns_only_the_unfinished_runs(slurm, small_dem
         assert runs - counted <= rerun  # every unfinished run is redone
         # of the counted runs, only one whose job was being recorded when killed (2 CPUs) may be redone
         assert len(rerun & counted) <= 2 and counted - rerun
+        snakemake(tmp_path, config, "--unlock")  # the killed Snakemake's lock
         snakemake(tmp_path, config, "--rerun-incomplete")
     assert_same_results(tmp_path, small_demo)
 
