@@ -1,3 +1,4 @@
+import gc
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from scatlas.config import checked
 from scatlas.io import InputError
 from scatlas.lock import AtlasLocked, hold
 from scatlas.reference.index import hisat2_index_files
+from scatlas.reference.presets import resolved_reference
 from scatlas.reference.sources import download_name, is_url
 from scatlas.registry import CLUSTERING, EMBEDDING, IMPUTATION
 from scatlas.report.paths import embedding_predictions
@@ -43,6 +45,10 @@ def read_runs_sheet(path):
         raise WorkflowError(str(err)) from None
 
 
+# Planning holds a few objects per job for every run: fewer, later garbage collections (the package
+# and sheet frozen out of them) spare rescanning them all as the plan grows.
+gc.freeze()
+gc.set_threshold(200_000, 20, 1000)
 RUNS = read_runs_sheet(config["runs"])
 # a header-only sheet is an empty atlas (the last query found nothing): plan none of the atlas
 EMPTY_ATLAS = RUNS is not None and RUNS.empty
@@ -52,6 +58,10 @@ if EMPTY_ATLAS:
         "until `snakemake query` (or `scatlas refresh`) finds studies"
     )
 STUDIES = sorted(set(RUNS["study"])) if RUNS is not None else []
+# Per-run and per-study lookups made once: input functions run for every job of every run, and a
+# pandas lookup or a filter of the whole sheet in each would make planning quadratic in the sheet.
+RUN_ROWS = {} if RUNS is None else RUNS.to_dict("index")
+STUDY_RUNS = {} if RUNS is None else RUNS.groupby("study", sort=False)["run"].agg(list).to_dict()
 
 
 wildcard_constraints:
@@ -60,15 +70,28 @@ wildcard_constraints:
     mate="[12]",
 
 
+try:
+    REFERENCE = resolved_reference(
+        config
+    )  # genome and genes: as configured, else query.organism's preset
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+if is_url(REFERENCE["hisat2_index"]) and not REFERENCE["hisat2_index_md5"]:
+    raise WorkflowError(
+        f"reference.hisat2_index is a URL ({REFERENCE['hisat2_index']}): set reference.hisat2_index_md5 "
+        "to its md5, so that a corrupt or changed archive is refused"
+    )
+
+
 def reference_source(key):
     """A reference file's local path: as configured, or where its URL is downloaded to."""
-    source = config["reference"][key]
+    source = REFERENCE[key]
     return f"reference/download/{download_name(source)}" if is_url(source) else source
 
 
 def reference_url(wildcards):
-    for key in ("genome_fasta", "gtf"):
-        source = config["reference"][key]
+    for key in ("genome_fasta", "gtf", "hisat2_index"):
+        source = REFERENCE[key]
         if is_url(source) and download_name(source) == wildcards.filename:
             return source
     raise WorkflowError(f"no configured reference URL ends in {wildcards.filename}")
@@ -110,9 +133,15 @@ def hisat2_index():
     return hisat2_index_files("reference/hisat2/genome")
 
 
+def hisat2_index_first():
+    """The index's first file, for per-run jobs: its eight files appear together (built or unpacked
+    in scratch and moved into place), and one input file per run instead of eight plans faster."""
+    return hisat2_index()[0]
+
+
 def hisat2_build_mem_mb(wildcards, input):
     """HISAT2 needs ~55 bytes per genome base with splice sites, ~3 without (its manual's figures)."""
-    per_base = 55 if config["reference"]["splice_aware_index"] else 3
+    per_base = 55 if REFERENCE["splice_aware_index"] else 3
     bases_per_byte = 3 if input.fasta.endswith(".gz") else 1
     return max(2000, int(input.size_mb * bases_per_byte * per_base))
 
@@ -124,7 +153,7 @@ def manifests_dir():
 
 def run_fastqs(wildcards):
     """A run's local FASTQ files from the sheet, or the reads/ files the fetch rule downloads."""
-    row = RUNS.loc[wildcards.run]
+    row = RUN_ROWS[wildcards.run]
     mates = [1, 2] if row["layout"] == "PAIRED" else [1]
     if fetched(row):
         return [f"reads/{wildcards.run}_{mate}.fastq.gz" for mate in mates]
@@ -132,18 +161,24 @@ def run_fastqs(wildcards):
 
 
 def is_paired(wildcards):
-    return RUNS.loc[wildcards.run, "layout"] == "PAIRED"
+    return RUN_ROWS[wildcards.run]["layout"] == "PAIRED"
+
+
+def run_md5(wildcards):
+    return RUN_ROWS[wildcards.run][f"fastq_md5_{wildcards.mate}"]
 
 
 def study_runs(wildcards):
-    return RUNS.index[RUNS["study"] == wildcards.study].tolist()
+    return STUDY_RUNS[wildcards.study]
 
 
 def study_metadata(wildcards):
     """The study's runs-sheet rows for obs, without where the reads came from: a moved mirror or
     FASTQ folder changes no result, so it must not rerun the study."""
-    rows = RUNS.loc[study_runs(wildcards)]
-    return rows.drop(columns=[c for c in rows.columns if c.startswith("fastq_")]).to_dict("records")
+    return [
+        {key: value for key, value in RUN_ROWS[run].items() if not key.startswith("fastq_")}
+        for run in study_runs(wildcards)
+    ]
 
 
 def study_files(pattern):

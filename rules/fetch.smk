@@ -1,3 +1,5 @@
+# fetch_fastq, hisat2_align and featurecounts of a run form the group "per_run": profiles/slurm
+# submits many runs' groups as one job, and a run's temporary FASTQs and alignments go when it ends.
 # Each mate downloads on its own (resumable, md5-checked); `--resources fetch_slots=N` caps parallel downloads.
 # Only the file's identity (its md5) is a param: a new mirror or base URL must not refetch or rerun anything.
 rule fetch_fastq:
@@ -5,6 +7,8 @@ rule fetch_fastq:
         temp("reads/{run}_{mate}.fastq.gz"),
     log:
         "logs/fetch_fastq/{run}_{mate}.log",
+    group:
+        "per_run"
     conda:
         "../envs/sra-tools.yaml"
     threads: 2
@@ -12,6 +16,6 @@ rule fetch_fastq:
         runtime=240,
         fetch_slots=1,
     params:
-        md5=lambda wildcards: RUNS.loc[wildcards.run, f"fastq_md5_{wildcards.mate}"],
+        md5=run_md5,
     script:
         "../scripts/fetch_fastq.py"

@@ -1,6 +1,6 @@
 rule featurecounts:
     input:
-        bam="align/{study}/{run}.bam",
+        bam="align/{study}/{run}.sam",
         gtf="reference/genes.gtf",
     output:
         table="quant/{study}/{run}.tsv",
@@ -10,6 +10,8 @@ rule featurecounts:
         "logs/featurecounts/{study}/{run}.log",
     benchmark:
         "results/benchmarks/featurecounts/{study}/{run}.tsv"
+    group:
+        "per_run"
     conda:
         "../envs/subread.yaml"
     threads: config["quantify"]["threads"]

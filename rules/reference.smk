@@ -31,24 +31,47 @@ rule reference_genes:
         "../scripts/reference_genes.py"
 
 
-rule hisat2_build:
-    input:
-        fasta=reference_source("genome_fasta"),
-        gtf=reference_source("gtf"),
-    output:
-        hisat2_index(),
-    log:
-        "logs/hisat2_build.log",
-    benchmark:
-        "results/benchmarks/hisat2_build.tsv"
-    conda:
-        "../envs/hisat2.yaml"
-    threads: 8
-    resources:
-        mem_mb=hisat2_build_mem_mb,
-        runtime=720,
-    params:
-        prefix=lambda wildcards, output: output[0].removesuffix(".1.ht2"),
-        splice_aware=config["reference"]["splice_aware_index"],
-    script:
-        "../scripts/hisat2_build.py"
+if REFERENCE["hisat2_index"]:
+
+    # A prebuilt index (reference.hisat2_index): a folder linked, or an archive downloaded once
+    # (md5-checked) and unpacked; only the archive's md5 is a param, not where it is served from.
+    rule hisat2_index_install:
+        input:
+            reference_source("hisat2_index"),
+        output:
+            hisat2_index(),
+        log:
+            "logs/hisat2_index_install.log",
+        conda:
+            "../envs/scatlas.yaml"
+        resources:
+            runtime=120,
+        params:
+            prefix=lambda wildcards, output: output[0].removesuffix(".1.ht2"),
+            md5=REFERENCE["hisat2_index_md5"],
+        script:
+            "../scripts/hisat2_index_install.py"
+
+else:
+
+    rule hisat2_build:
+        input:
+            fasta=reference_source("genome_fasta"),
+            gtf=reference_source("gtf"),
+        output:
+            hisat2_index(),
+        log:
+            "logs/hisat2_build.log",
+        benchmark:
+            "results/benchmarks/hisat2_build.tsv"
+        conda:
+            "../envs/hisat2.yaml"
+        threads: 8
+        resources:
+            mem_mb=hisat2_build_mem_mb,
+            runtime=720,
+        params:
+            prefix=lambda wildcards, output: output[0].removesuffix(".1.ht2"),
+            splice_aware=REFERENCE["splice_aware_index"],
+        script:
+            "../scripts/hisat2_build.py"

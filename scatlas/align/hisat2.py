@@ -1,4 +1,4 @@
-"""HISAT2 alignment of one run into an (unsorted, name-grouped) BAM and its summary."""
+"""HISAT2 alignment of one run into an (unsorted, name-grouped) SAM or BAM and its summary."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def align_run(
     The FASTQs are checked (readable to the end, whole records, mates of equal length)
     while HISAT2 runs, since HISAT2 itself takes a truncated gzip for a short file; the
     quality encoding is detected from the first reads unless ``phred`` is "33" or "64".
-    Unaligned reads are left out of ``bam``; ``summary`` is HISAT2's own summary.
+    Unaligned reads are left out of ``bam``; ``summary`` is HISAT2's own summary. A ``bam`` named
+    ``*.sam`` is HISAT2's SAM as it writes it: no second process, no compression, the cheapest
+    input for counting when the alignments are not kept.
     """
     if len(fastqs) not in (1, 2):
         raise InputError(fastqs[0], f"a run has one or two FASTQs, got {len(fastqs)}")
@@ -73,9 +75,11 @@ def align_run(
             str(tmp_sum),
             *extra_args,
         ]
-        view = [tools.require("samtools"), "view", "-b", "-1", "-o", str(tmp_bam), "-"]
         try:
-            _pipe(hisat2, view)
+            if str(bam).endswith(".sam"):
+                tools.run([*hisat2, "-S", tmp_bam])
+            else:
+                _pipe(hisat2, [tools.require("samtools"), "view", "-b", "-1", "-o", str(tmp_bam), "-"])
         except tools.ToolError:
             check.result()  # a bad FASTQ explains a failed alignment better than the aligner does
             if not any(Path(f"{index_prefix}.1.{suffix}").is_file() for suffix in ("ht2", "ht2l")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ def quantify_run(
     threads: int = 1,
     summary: str | os.PathLike | None = None,
 ) -> dict:
-    """Write ``output`` (TSV: ``gene_id``, ``count``, ``length``, ``rpkm``) for one run's BAM.
+    """Write ``output`` (TSV: ``gene_id``, ``count``, ``length``, ``rpkm``) for one run's BAM or SAM.
 
     Genes are every gene of ``gtf``, in GTF order; ``length`` is the union of the
     gene's exons in bp (a gene_id on two chromosomes is refused by :func:`read_exons`); ``summary``:
@@ -108,9 +109,11 @@ def quantify_run(
     """
     exons = read_exons(gtf)
     check_shared_chromosomes(bam, gtf, exons["seqname"])
-    genes = gene_table(exons, biotypes=())
-    counts = count_fragments(bam, gtf, paired, strandedness, threads, summary).reindex(genes.index, fill_value=0)
-    total = mapped_fragments(bam, paired)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # flagstat's pass beside featureCounts', on another core
+        total = pool.submit(mapped_fragments, bam, paired)
+        genes = gene_table(exons, biotypes=())
+        counts = count_fragments(bam, gtf, paired, strandedness, threads, summary).reindex(genes.index, fill_value=0)
+        total = total.result()
     table = pd.DataFrame({"count": counts.to_numpy(), "length": genes["length"].to_numpy()}, index=genes.index)
     table["rpkm"] = rpkm(table["count"], table["length"], total)
     with atomic_output(output) as tmp:

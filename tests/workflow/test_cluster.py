@@ -18,6 +18,7 @@ from conftest import BIN, REPO, snakemake, tool_env
 from scatlas.demo import simulate
 from scatlas.demo.workflow import run_demo, serving
 from scatlas.lock import atlas_lock
+from scatlas.sheets import load_runs
 
 CELLS = 2  # per demo study: 3 studies + the failed library = 7 runs, enough for every code path
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local-cluster.sh"
@@ -67,14 +68,21 @@ def slurm(tmp_path_factory):
         subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", str(state)], capture_output=True, text=True)
 
 
-@pytest.mark.slurm
-def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
-    since = time.strftime("%Y-%m-%dT%H:%M:%S")
-    args = (
+PER_RUN_RULES = {"fetch_fastq", "hisat2_align", "featurecounts"}  # the group per_run (rules/fetch.smk)
+BATCH = 3  # runs per SLURM job in the test; the profile's own figure is for an atlas
+
+
+def slurm_args(batch: int) -> tuple[str, ...]:
+    """Snakemake options for the test cluster: the real profile, ``batch`` runs per SLURM job."""
+    return (
         "--workflow-profile",
         str(REPO / "profiles/slurm"),
         "--jobs",
         "4",
+        "--group-components",
+        f"per_run={batch}",
+        "--resources",
+        "mem_mb=6000",  # one batched job's memory: the test node has 16 GB
         "--default-resources",
         "slurm_account=test",
         "slurm_partition=debug",
@@ -91,7 +99,12 @@ def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
             for rule in ("hisat2_align", "quant_study", "reference_genes", "atlas_merge", "atlas_preprocess")
         ],
     )
-    run_demo(tmp_path, cores=2, cells_per_study=CELLS, extra_args=args)
+
+
+@pytest.mark.slurm
+def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    run_demo(tmp_path, cores=2, cells_per_study=CELLS, extra_args=slurm_args(batch=BATCH))
     assert_same_results(tmp_path, small_demo)
     accounting = subprocess.run(
         ["sacct", "-n", "-X", "-P", "--format=JobID,State,Account,Comment", "-S", since],
@@ -100,10 +113,57 @@ def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
         check=True,
     ).stdout
     jobs = [line.split("|") for line in accounting.splitlines()]
-    rules = {re.sub(r"^rule_(\w+?)(_wildcards_.*)?$", r"\1", comment) for *_, comment in jobs}
-    assert {"query", "fetch_fastq", "hisat2_build", "hisat2_align", "featurecounts", "quant_study"} <= rules
     assert all(state == "COMPLETED" and account == "test" for _, state, account, _ in jobs)
-    assert len(jobs) >= 3 * (3 * CELLS + 1)  # at least fetch + align + count for every run
+    batched = [comment for *_, comment in jobs if comment.startswith("rule_per_run_")]
+    singles = [re.sub(r"^rule_(\w+?)(_wildcards_.*)?$", r"\1", c) for *_, c in jobs if c not in batched]
+    assert {"query", "hisat2_build", "quant_study"} <= set(singles) and not PER_RUN_RULES & set(singles)
+    n_runs = len(load_runs(tmp_path / "manifests/runs.tsv"))
+    assert n_runs == 3 * CELLS + 1
+    # every run's fetch, align and count in ceil(runs / BATCH) jobs: 3, where one job per rule per run made 21+
+    assert len(batched) == -(-n_runs // BATCH)
+    assert len(jobs) == len(singles) + len(batched)
+    # a run's temporaries went with its group: no FASTQ or SAM is left
+    assert not list((tmp_path / "reads").glob("*.fastq.gz")) and not list((tmp_path / "align").rglob("*.sam"))
+
+
+def counted_runs(workdir: Path) -> set[str]:
+    """Runs whose counts are written (not the hidden temporary names of those being written)."""
+    return {p.stem for p in (workdir / "quant").glob("*/*.json") if not p.name.startswith(".")}
+
+
+@pytest.mark.slurm
+def test_batch_killed_mid_group_reruns_only_the_unfinished_runs(slurm, small_demo, tmp_path):
+    """Every run in one batched SLURM job, killed (SIGKILL to the job and to Snakemake) once some runs
+    are counted: a rerun redoes the other runs only, and the results equal an uninterrupted run's."""
+    simulate(tmp_path / "data", cells_per_study=CELLS)
+    with serving(tmp_path) as config:
+        snakemake(tmp_path, config, "query")
+        runs = set(load_runs(tmp_path / "manifests/runs.tsv")["run"])
+        cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
+        cmd += ["--configfile", str(config), "--cores", "2", *slurm_args(batch=100)]
+        run = subprocess.Popen(
+            cmd, env=tool_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline, counted = time.monotonic() + 600, set()
+        while len(counted) < 2 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            counted = counted_runs(tmp_path)
+        assert run.poll() is None and len(counted) < len(runs), "the batch ended before it could be interrupted"
+        os.killpg(run.pid, signal.SIGKILL)
+        subprocess.run(["scancel", "--full", "--signal=KILL", "--user", "root"], check=True)
+        subprocess.run(["scancel", "--user", "root"], check=True)
+        run.wait()
+        while subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip():
+            time.sleep(0.5)
+        counted = counted_runs(tmp_path)
+        plan = snakemake(tmp_path, config, "-n", "--rerun-incomplete").stdout
+        rerun = set(re.findall(r"rule featurecounts:\n(?:.*\n)*?\s+wildcards: .*run=(\w+)", plan))
+        assert runs - counted <= rerun  # every unfinished run is redone
+        # of the counted runs, only one whose job was being recorded when killed (2 CPUs) may be redone
+        assert len(rerun & counted) <= 2 and counted - rerun
+        snakemake(tmp_path, config, "--unlock")  # the killed Snakemake's lock
+        snakemake(tmp_path, config, "--rerun-incomplete")
+    assert_same_results(tmp_path, small_demo)
 
 
 # --- refresh: one at a time, incremental ----------------------------------------------------------

@@ -56,7 +56,7 @@ def test_counts_equal_featurecounts_and_rpkm_follows_the_formula(quasr_run, quas
     assert (adata.obs["alignment_rate"] > 0.99).all()
     assert (adata.obs["phred_offset"] == 64).all()
     for i, run in enumerate(adata.obs_names):
-        bam = quasr_run / f"align/{STUDY}/{run}.bam"
+        bam = quasr_run / f"align/{STUDY}/{run}.sam"  # HISAT2's own SAM, as featureCounts read it
         direct = direct_featurecounts(bam, quasr / "hg19sub_annotation.gtf", tmp_path).loc[adata.var_names]
         counts = adata.layers["counts"][i].toarray().ravel()
         np.testing.assert_array_equal(counts, direct.iloc[:, -1].to_numpy())
@@ -77,7 +77,7 @@ def test_quantify_command_matches_the_workflow(quasr_run, tmp_path):
             BIN / "scatlas",
             "quantify",
             "--bam",
-            quasr_run / f"align/{STUDY}/{run}.bam",
+            quasr_run / f"align/{STUDY}/{run}.sam",
             "--gtf",
             quasr_run / "reference/genes.gtf",
             "--paired",
