@@ -46,11 +46,18 @@ def scsmd_baron(seed: int = 0, device: str = "cpu") -> dict[str, float]:
 
 
 def scdmac_baron(seed: int = 0, device: str = "cpu") -> dict[str, float]:
-    """scDMAC (defaults but 30 masking epochs) on 400 baron_mouse cells, and PCA + K-means on the same cells."""
+    """scDMAC (defaults but 30 masking epochs) on 400 baron_mouse cells, PCA + K-means on the same cells, and
+    whether the guard (scatlas.cluster.guard) keeps scDMAC's partition (1) or falls back (0)."""
+    from scatlas.cluster import cluster_counts
+    from scatlas.cluster.guard import guard
+
     counts, truth = baron_subsample()
+    k = len(set(truth))
+    labels, embedding = cluster_counts("scdmac", counts, k, seed=seed, device=device, params={"mae_epochs": 30})
     return {
-        "scdmac": ari_of("scdmac", counts, truth, seed, device=device, params={"mae_epochs": 30}),
+        "scdmac": float(adjusted_rand_score(truth, labels)),
         "pca_kmeans": ari_of("pca-kmeans", counts, truth, seed),
+        "guard_keeps_scdmac": float(guard(counts, labels, embedding, k, seed)[2]["choice"] == "deep"),
     }
 
 

@@ -6,6 +6,7 @@ The methods (``scdmac``, ``scsmd``, and the scanpy baselines ``pca-kmeans`` and 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -51,9 +52,17 @@ def embedding_path(output: str | os.PathLike) -> Path:
     return output.with_name(f"{stem}.embedding.npy")
 
 
-def write_clusters(matrix: CountMatrix, labels: np.ndarray, embedding: np.ndarray, output: str | os.PathLike) -> None:
-    """OUT.tsv (``cell``, ``cluster``; every input cell in input order, NA for all-zero cells) and
-    OUT.embedding.npy (input cells × latent, NaN rows for all-zero cells), both written atomically."""
+def guard_path(output: str | os.PathLike) -> Path:
+    """OUT.tsv → OUT.guard.json (the guard's decision on a deep partition: :mod:`scatlas.cluster.guard`)."""
+    return embedding_path(output).with_name(embedding_path(output).name.replace(".embedding.npy", ".guard.json"))
+
+
+def write_clusters(
+    matrix: CountMatrix, labels: np.ndarray, embedding: np.ndarray, output: str | os.PathLike, decision=None
+) -> None:
+    """OUT.tsv (``cell``, ``cluster``; every input cell in input order, NA for all-zero cells),
+    OUT.embedding.npy (input cells × latent, NaN rows for all-zero cells) and, for a guarded deep method,
+    OUT.guard.json (the guard's choice, reason and statistics), each written atomically."""
     clusters = pd.array([pd.NA] * matrix.n_input_cells, dtype="Int64")
     clusters[matrix.cell_index] = labels
     full = np.full((matrix.n_input_cells, embedding.shape[1]), np.nan, dtype=np.float32)
@@ -61,6 +70,9 @@ def write_clusters(matrix: CountMatrix, labels: np.ndarray, embedding: np.ndarra
     with atomic_output(embedding_path(output)) as tmp_embedding, atomic_output(output) as tmp_table:
         np.save(tmp_embedding, full)
         pd.DataFrame({"cell": matrix.cell_names, "cluster": clusters}).to_csv(tmp_table, sep="\t", index=False)
+    if decision is not None:
+        with atomic_output(guard_path(output)) as tmp:
+            tmp.write_text(json.dumps(decision, indent=2) + "\n")
 
 
 def run_clustering(
@@ -96,19 +108,24 @@ def run_clustering(
 
         fitted = FittedClustering.load(model, device)
         matrix = read_counts(input)
-        labels, embedding = fitted.predict(on_genes(matrix, fitted.input_genes, input))
-        method = fitted.method
+        counts = on_genes(matrix, fitted.input_genes, input)
+        labels, embedding = fitted.predict(counts)
+        method, seed, guarded = fitted.method, fitted.members[0].seed, fitted.members[0].params.guard
+        members = [member.predict(counts) for member in fitted.members]
     else:
         if method is None:
             raise InputError(input, "give --method, or --model DIR to reuse a saved model")
         params = {**load_params(config), **(params or {})}
         matrix = read_counts(input, n_clusters)
+        counts, members = matrix.counts, None
         try:
-            if save_model is not None:
-                entry = CLUSTERING.method(method)
+            entry = CLUSTERING.method(method)
+            guarded = entry.kind == "deep" and entry.parameters(params).guard
+            if save_model is not None or guarded:
                 fit = entry.fit_model_function()
                 fitted = fit(matrix.counts, n_clusters, entry.parameters(params), seed, device, matrix.gene_names)
                 labels, embedding = fitted.labels_, fitted.embedding_
+                members = [member.labels_ for member in fitted.members]
             else:
                 labels, embedding = cluster_counts(
                     method, matrix.counts, n_clusters, seed, device, params, matrix.gene_names
@@ -122,6 +139,11 @@ def run_clustering(
         if save_model is not None:
             fitted.input_genes = [str(g) for g in matrix.gene_names]
             fitted.save(save_model)
-    write_clusters(matrix, labels, embedding, output)
+    decision = None
+    if guarded:
+        from scatlas.cluster.guard import guard
+
+        labels, embedding, decision = guard(counts, labels, embedding, len(np.unique(labels)), seed, members)
+    write_clusters(matrix, labels, embedding, output, decision)
     log.info("%s: %d cells in %d clusters → %s", method, len(labels), len(np.unique(labels)), output)
     return labels

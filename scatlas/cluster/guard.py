@@ -66,25 +66,39 @@ def guard_statistics(
     }
 
 
-STABILITY_MARGIN = 0.1  # the members' agreement may fall this far below K-means' stability before the fallback
-SILHOUETTE_MARGIN = 0.02  # single fits: PCA + K-means' mean silhouette must exceed the deep one's by this
+MARGIN = 0.05  # PCA + K-means' silhouette over both embeddings must exceed the deep partition's by this
 
 
 def decide(statistics: dict[str, float]) -> tuple[str, str]:
     """(``"deep"`` or ``"pca-kmeans"``, the reason in one line) from :func:`guard_statistics`.
 
-    With several members (scDMAC's ensemble) the deep partition is kept unless its members agree with
-    each other less than K-means on the principal components agrees with itself over seeds, by more than
-    :data:`STABILITY_MARGIN` (adjusted Rand index): a partition the model cannot reproduce is not one to
-    trust over a reproducible one. A single fit has no members to compare, and is kept unless PCA +
-    K-means' silhouette averaged over both embeddings exceeds the deep partition's by
-    :data:`SILHOUETTE_MARGIN`.
+    Each partition's silhouette is averaged over the two embeddings (the deep one and the principal
+    components), so that neither is judged only where it was fitted; the deep partition is kept unless
+    PCA + K-means' average exceeds its own by :data:`MARGIN`.
     """
-    members, pca = statistics["member_agreement"], statistics["pca_stability"]
-    if not np.isnan(members):
-        if members + STABILITY_MARGIN < pca:
-            return "pca-kmeans", f"members agree {members:.3f} (ARI), PCA + K-means over seeds {pca:.3f}"
-        return "deep", f"members agree {members:.3f} (ARI), PCA + K-means over seeds {pca:.3f}"
     deep, base = statistics["cross_deep"], statistics["cross_pca"]
-    choice = "pca-kmeans" if base > deep + SILHOUETTE_MARGIN else "deep"
-    return choice, f"silhouette over both embeddings: deep {deep:.3f}, PCA + K-means {base:.3f}"
+    choice = "pca-kmeans" if base > deep + MARGIN else "deep"
+    return choice, f"silhouette over both embeddings: deep {deep:.3f}, PCA + K-means {base:.3f} (margin {MARGIN})"
+
+
+def guard(counts, labels: np.ndarray, embedding: np.ndarray, n_clusters: int, seed: int = 0, members=None):
+    """A deep partition, or PCA + K-means' when :func:`decide` says so: (labels, embedding, decision).
+
+    ``counts``: the raw counts the deep model clustered; the PCA side is pca-kmeans' own fit with its
+    defaults and ``seed``. ``decision``: the choice, the reason and the statistics (JSON-able).
+    """
+    from scatlas.cluster.baselines import PcaKmeansParams, pca_embedding
+
+    p = PcaKmeansParams()
+    pca = pca_embedding(counts, p.n_top_genes, p.n_comps, seed)
+    k = n_clusters or len(np.unique(labels))
+    pca_labels = pca_partitions(pca, k, seeds=(seed,), n_init=p.n_init)
+    members = members if members is not None else [labels]
+    statistics = guard_statistics(members, labels, embedding, pca_labels, pca, seed)
+    choice, reason = decide(statistics)
+    figures = {name: None if np.isnan(value) else round(value, 4) for name, value in statistics.items()}
+    decision = {"choice": choice, "reason": reason, "statistics": figures}
+    log.info("guard: %s (%s)", "kept the deep partition" if choice == "deep" else "fell back to PCA + K-means", reason)
+    if choice == "deep":
+        return labels, embedding, decision
+    return pca_labels[0], pca.astype(np.float32), decision

@@ -36,10 +36,14 @@ class Params(MethodParams):
     (AVX-512 BF16 or AMX: AMD Zen 4, Intel Sapphire Rapids and later), slower on others, and the results
     differ slightly from float32's (timings: docs/models/scdmac.md);
     "float32" = no autocast anywhere.
+
+    ``guard``: ``scatlas cluster`` checks the partition against PCA + K-means' without labels and falls back
+    to it when the deep one is clearly worse (:mod:`scatlas.cluster.guard`); false keeps the deep one always.
     """
 
     model_name: ClassVar[str] = "model"
     mixed_precision: str = "auto"
+    guard: bool = True
 
     def __post_init__(self):
         super().__post_init__()

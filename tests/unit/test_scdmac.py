@@ -289,6 +289,8 @@ def test_short_fit_beats_pca_kmeans_on_a_baron_subsample():
     # the lead measured over 1/2 threads x native/avx2/compatible kernels: 0.16 in every setting
     # (benchmarks/results/2026-12-07_3fd70ce/test_margins.tsv)
     assert scdmac >= baseline + 0.05, (scdmac, baseline)
+    # the label-free guard sees it too: it keeps scDMAC's partition at every seed
+    assert [f["guard_keeps_scdmac"] for f in figures] == [1.0, 1.0, 1.0]
 
 
 def test_the_averaging_horizon_is_at_most_a_fifth_of_the_stage():
