@@ -15,7 +15,6 @@ Results: ``benchmarks/results/<date>_<commit>/cluster_guard.tsv`` with ``cluster
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import clustering
 from results import results_dir, write_result
 
 from scatlas.cluster.baselines import PcaKmeansParams, pca_embedding
@@ -34,20 +34,8 @@ from scatlas.evaluate import clustering_scores
 from scatlas.io import read_h5ad
 from scatlas.registry import CLUSTERING
 
-SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-BENCHMARKS = SHARED / "data" / "benchmarks"
-# every labelled set of raw counts with at least 200 cells
-DATASETS = [
-    "romanov_neurons_845",
-    "baron_mouse",
-    "mouse_bladder_2100",
-    "mouse_bladder_top2000",
-    "pbmc_ifnb_kang_2800",
-    "zeisel",
-    "pbmc4k_10x_top2000",
-    "human_kidney_top2000",
-    "cite_cbmc_top2000",
-]
+# every labelled set of raw counts with at least 200 cells (clustering.py's list less deng and pollen)
+DATASETS = [name for name in clustering.DATASETS if name not in ("deng_subset_133", "pollen_scde_64")]
 
 
 def deep_members(method: str, counts, k: int, seed: int, gene_names) -> tuple[np.ndarray, np.ndarray, list]:
@@ -74,7 +62,7 @@ def main(argv=None) -> None:
     folder = results_dir()
     rows, arrays = [], {}
     for dataset in args.datasets:
-        path = BENCHMARKS / f"{dataset}.h5ad"
+        path = clustering.BENCHMARKS / f"{dataset}.h5ad"
         matrix = read_counts(path)
         truth = read_h5ad(path, backed="r").obs["label"].astype(str).to_numpy()[matrix.cell_index]
         k = len(np.unique(truth))
