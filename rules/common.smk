@@ -355,10 +355,6 @@ def trained_models():
     return models
 
 
-def embed_enabled():
-    return config.get("embed", {}).get("enabled", False)
-
-
 # the embedding's held-out query predictions (cell, predicted, truth) that the mapping figure reads
 EMBED_PREDICTIONS = embedding_predictions()
 
@@ -380,6 +376,6 @@ def report_outputs():
         outputs += [f"{REPORT}/scores.svg", f"{REPORT}/confusion.svg"]
     if config["impute"]["enabled"]:
         outputs.append(f"{REPORT}/imputation.svg")
-    if embed_enabled():
+    if config["embed"]["enabled"]:
         outputs.append(f"{REPORT}/mapping.svg")
     return outputs
