@@ -16,11 +16,12 @@ import pytest
 from conftest import BIN, REPO, snakemake, tool_env
 
 from scatlas.demo import simulate
+from scatlas.demo.simulate import STUDIES
 from scatlas.demo.workflow import run_demo, serving
 from scatlas.lock import atlas_lock
 from scatlas.sheets import load_runs
 
-CELLS = 2  # per demo study: 3 studies + the failed library = 7 runs, enough for every code path
+CELLS = 2  # per demo study: 4 studies + the failed library = 9 runs, enough for every code path
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local-cluster.sh"
 
 
@@ -38,7 +39,7 @@ def quant_tables(workdir: Path) -> dict[str, pd.DataFrame]:
 
 def assert_same_results(workdir: Path, reference: Path) -> None:
     ours, theirs = quant_tables(workdir), quant_tables(reference)
-    assert ours.keys() == theirs.keys() and len(ours) == 4
+    assert ours.keys() == theirs.keys() and len(ours) == len(STUDIES) + 1  # + the excluded runs
     for name in ours:
         pd.testing.assert_frame_equal(ours[name], theirs[name])
 
@@ -118,8 +119,8 @@ def test_demo_runs_through_slurm_with_the_profile(slurm, small_demo, tmp_path):
     singles = [re.sub(r"^rule_(\w+?)(_wildcards_.*)?$", r"\1", c) for *_, c in jobs if c not in batched]
     assert {"query", "hisat2_build", "quant_study"} <= set(singles) and not PER_RUN_RULES & set(singles)
     n_runs = len(load_runs(tmp_path / "manifests/runs.tsv"))
-    assert n_runs == 3 * CELLS + 1
-    # every run's fetch, align and count in ceil(runs / BATCH) jobs: 3, where one job per rule per run made 21+
+    assert n_runs == len(STUDIES) * CELLS + 1
+    # every run's fetch, align and count in ceil(runs / BATCH) jobs: 3, where one job per rule per run made 27+
     assert len(batched) == -(-n_runs // BATCH)
     assert len(jobs) == len(singles) + len(batched)
     # a run's temporaries went with its group: no FASTQ or SAM is left
