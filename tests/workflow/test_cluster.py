@@ -226,7 +226,7 @@ def test_refresh_that_adds_a_study_reruns_only_that_study(tmp_path):
     with serving(workdir) as config:
         snakemake(workdir, config, "query")
         out = snakemake(workdir, config, "-n").stdout
-    jobs = re.findall(r"^(?:local)?rule (\w+):$", out, re.M)
+    jobs = re.findall(r"^\s*(?:local)?rule (\w+):$", out, re.M)  # a group's jobs are indented
     studies = set(re.findall(r"study=(\w+)", out))
     assert studies == {"GSE990004"}
     per_study = {"fetch_fastq", "hisat2_align", "featurecounts", "quant_study", "label"}
@@ -234,7 +234,7 @@ def test_refresh_that_adds_a_study_reruns_only_that_study(tmp_path):
     # the atlas's clusterings, their scores and the report's figures of the atlas and of every run
     aggregates |= {"cluster_deep", "cluster_baseline", "cluster_scores", "multiqc"}
     aggregates |= {f"report_{name}" for name in ("summary", "alignment", "atlas", "clustering", "training")}
-    aggregates |= {"report_imputation", "report_de"}
+    aggregates |= {"report_imputation", "report_de", "embed_train", "report_mapping"}
     assert set(jobs) == per_study | aggregates
     assert jobs.count("quant_study") == 1 and jobs.count("label") == 1
     assert jobs.count("hisat2_align") == CELLS
