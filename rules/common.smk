@@ -221,7 +221,7 @@ def cluster_datasets():
     configured cluster.datasets."""
     atlas = CLUSTER.get("atlas", {})
     datasets = {}
-    if atlas.get("enabled", True) and RUNS is not None:
+    if atlas.get("enabled", True) and RUNS is not None and not EMPTY_ATLAS:
         datasets["atlas"] = {"h5ad": "atlas/preprocessed.h5ad"} | {
             k: v for k, v in atlas.items() if k != "enabled"
         }
@@ -361,7 +361,7 @@ EMBED_PREDICTIONS = embedding_predictions()
 
 def report_outputs():
     """The report's figures and tables (all built by the default target once there are runs)."""
-    if RUNS is None:
+    if RUNS is None or EMPTY_ATLAS:
         return []
     outputs = [
         f"{REPORT}/{name}" for name in ("summary.tsv", "alignment.svg", "cells.svg", "umap.svg")

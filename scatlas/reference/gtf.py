@@ -162,7 +162,9 @@ def write_gene_set(
     gtf_output: str | os.PathLike,
     table_output: str | os.PathLike,
 ) -> pd.DataFrame:
-    """The quantified gene set: its exons as a GTF for featureCounts and its gene table (TSV)."""
+    """The quantified gene set: its exons as a GTF for featureCounts and its gene table (TSV), from a
+    GTF that passes :func:`check_gtf` (a bad line is refused with its number, not copied on)."""
+    check_gtf(gtf)
     exons = read_exons(gtf)
     genes = gene_table(exons, biotypes)
     write_gene_gtf(exons, genes.index, gtf_output)

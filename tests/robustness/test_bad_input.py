@@ -608,16 +608,24 @@ def test_a_full_disk_and_a_read_only_folder_are_one_line(small_fs):
         assert sorted(p.name for p in output.parent.iterdir()) == (["filler"] if output.parent.name == "fs" else [])
 
 
-def test_a_bad_gtf_line_stops_the_index_rule_with_the_file_and_line_in_its_log(tmp_path):
+@pytest.mark.parametrize(
+    ("splice_aware", "target", "rule"),
+    [(True, "reference/hisat2/genome.1.ht2", "hisat2_build"), (False, "reference/genes.tsv", "reference_genes")],
+)
+def test_a_bad_gtf_line_stops_the_rule_reading_it_with_the_file_and_line_in_its_log(
+    tmp_path, splice_aware, target, rule
+):
+    """A splice-aware index reads the GTF's exons; the gene table always reads it."""
     (tmp_path / "genome.fa").write_text(FASTA)
     (tmp_path / "bad.gtf").write_text(gtf().replace("\t-\t", "\tx\t"))
     (tmp_path / "config.yaml").write_text(
         f"reference:\n  genome_fasta: {tmp_path}/genome.fa\n  gtf: {tmp_path}/bad.gtf\n"
+        f"  splice_aware_index: {str(splice_aware).lower()}\n"
     )
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile",
-           str(tmp_path / "config.yaml"), "--cores", "1", "reference/hisat2/genome.1.ht2"]  # fmt: skip
+           str(tmp_path / "config.yaml"), "--cores", "1", target]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=tool_env(), timeout=300)
     assert done.returncode != 0
-    (line,) = (tmp_path / "logs" / "hisat2_build.log").read_text().strip().splitlines()
+    (line,) = (tmp_path / "logs" / f"{rule}.log").read_text().strip().splitlines()
     assert line == f"error: {tmp_path}/bad.gtf: line 3: strand 'x' is not +, - or ."
-    assert not list((tmp_path / "reference").rglob("*.ht2"))
+    assert not list((tmp_path / "reference").rglob("*.ht2")) and not (tmp_path / "reference/genes.tsv").exists()

@@ -29,7 +29,8 @@ def quasr_run(quasr, tmp_path_factory):
         "align": {"threads": 2},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    snakemake(workdir, workdir / "config.yaml", "--notemp")  # keep the BAMs to count them independently
+    # the quantification only (two bulk samples make no atlas), keeping the BAMs to count them independently
+    snakemake(workdir, workdir / "config.yaml", "--notemp", f"quant/{STUDY}.h5ad", "reference/genes.gtf")
     return workdir
 
 
