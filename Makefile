@@ -8,7 +8,7 @@ APT_TOOLS := hisat2:hisat2 samtools:samtools featureCounts:subread fasterq-dump:
 DEMO := .demo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: env tools demo test check refresh clean-demo
+.PHONY: env tools demo test check refresh clean-demo peers
 ATLAS ?= .
 
 env: tools $(STAMP)
@@ -57,3 +57,10 @@ refresh: env
 
 clean-demo:
 	rm -rf $(DEMO)
+
+# The benchmarks' peers that need their own environment (CellTypist: scikit-learn < 1.8).
+peers: .venv-peers/.installed
+.venv-peers/.installed: benchmarks/peers-requirements.txt
+	test -x .venv-peers/bin/python || python3 -m venv .venv-peers
+	.venv-peers/bin/python -m pip install -q --disable-pip-version-check -r benchmarks/peers-requirements.txt
+	touch $@

@@ -6,16 +6,20 @@ cells: the training side's cells of types with at least ``--min-cells`` cells th
 side's cells of those types. Scores (scatlas.embed.metrics): accuracy and macro-F1 of the predicted type
 (embeddings: the top type of the 1/(1 + D) similarity over the 100 nearest training cells in the HNSW index;
 PCA: the majority of the 15 nearest), MAP and MAFP (Cell Ontology relevance) at scQuery's depth R.
+CellTypist (``--models celltypist``: trained on the same training cells, with its feature selection) runs in
+the peers' environment (``make peers``: ``benchmarks/peers-requirements.txt``) and gives predictions only.
 
-    python benchmarks/retrieval.py [--splits kang baron12 baron21] [--models dense pt-dense siamese triplet pca]
-        [--seeds 0 1 2] [--epochs 30]
+    python benchmarks/retrieval.py [--splits kang baron12 baron21]
+        [--models dense pt-dense siamese triplet pca celltypist] [--seeds 0 1 2] [--epochs 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import add_output_argument, write_result
 
 from scatlas.embed.baselines import pca_knn
-from scatlas.embed.metrics import RETRIEVAL_LIMIT, mapping_scores
+from scatlas.embed.metrics import RETRIEVAL_LIMIT, classification_scores, mapping_scores
 from scatlas.models.embed import Embedder, EmbedParams
 from scatlas.ontology import load_ontology
 
 SHARED = Path(os.environ.get("SCATLAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 BENCHMARKS = SHARED / "data" / "benchmarks"
+PEERS_PYTHON = Path(__file__).resolve().parents[1] / ".venv-peers" / "bin" / "python"
 ONTOLOGY = SHARED / "data" / "ontology" / "cl-basic_2022-12-15.obo"
 # Cell Ontology term names of kang's Seurat labels (curated here; baron_mouse ships obs.cell_ontology_class).
 # "B Activated" has no CL term of its own in this release: B cell; "T activated" are activated CD4 T cells.
@@ -84,16 +89,38 @@ def load_split(name: str, min_cells: int):
     return train, query, terms
 
 
+def celltypist_predictions(train, query, seed: int, threads: int, python: Path) -> np.ndarray:
+    """CellTypist's predicted type of every query cell (benchmarks/celltypist_peer.py in the peers' venv),
+    both sides as CellTypist expects them: ln(1 + CP10k) of every gene."""
+    import scanpy as sc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, adata in (("train", train), ("query", query)):
+            side = ad.AnnData(adata.X.copy(), obs=adata.obs[["label"]].copy(), var=pd.DataFrame(index=adata.var_names))
+            sc.pp.normalize_total(side, target_sum=1e4)
+            sc.pp.log1p(side)
+            side.write_h5ad(Path(tmp) / f"{name}.h5ad")
+        out = Path(tmp) / "predicted.tsv"
+        peer = Path(__file__).resolve().parent / "celltypist_peer.py"
+        cmd = [str(python), str(peer), f"{tmp}/train.h5ad", f"{tmp}/query.h5ad", str(out)]
+        subprocess.run([*cmd, "--seed", str(seed), "--threads", str(threads)], check=True)
+        predicted = pd.read_csv(out, sep="\t", dtype=str).set_index("cell")["predicted"]
+    return predicted.reindex(query.obs_names).to_numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--splits", nargs="+", choices=sorted(SPLITS), default=list(SPLITS))
-    parser.add_argument("--models", nargs="+", choices=[*MODELS, "pca"], default=[*MODELS, "pca"])
+    parser.add_argument("--models", nargs="+", choices=[*MODELS, "pca", "celltypist"], default=[*MODELS, "pca"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--min-cells", type=int, default=20, help="training cells a type needs (issue 39's table: 20)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of every model (default: EmbedParams')")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="an EmbedParams field")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (small networks: 1 is fastest on a loaded CPU)"
+    )
+    parser.add_argument(
+        "--peers-python", type=Path, default=PEERS_PYTHON, help="the interpreter with CellTypist (`make peers`)"
     )
     add_output_argument(parser, "retrieval")
     args = parser.parse_args()
@@ -116,7 +143,9 @@ def main() -> None:
         for model in args.models:
             for seed in args.seeds:
                 started = time.perf_counter()
-                if model == "pca":
+                if model == "celltypist":
+                    predicted = celltypist_predictions(train, query, seed, args.threads, args.peers_python)
+                elif model == "pca":
                     predicted, ranked, _ = pca_knn(train.X, train_labels, query.X, seed=seed)
                 else:
                     params = EmbedParams.from_dict({**MODELS[model], **extra})
@@ -127,7 +156,10 @@ def main() -> None:
                     predicted = np.asarray(embedder.types, dtype=object)[similarity.argmax(axis=1)]
                     ranked = codes[found]
                 seconds = time.perf_counter() - started
-                scores = mapping_scores(truth, predicted, types, ranked, codes, terms, ontology)
+                if model == "celltypist":  # a classifier: no ranked neighbours to score
+                    scores = classification_scores(truth, predicted)
+                else:
+                    scores = mapping_scores(truth, predicted, types, ranked, codes, terms, ontology)
                 row = {
                     "split": split,
                     "model": model,
@@ -143,6 +175,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     path = write_result("retrieval", table, output=args.output)
     figures = ["accuracy", "macro_f1", "map", "mafp", "mafp_unweighted"]
+    figures = [name for name in figures if name in table]
     print(table.groupby(["split", "model"])[figures].mean().round(3).to_string())
     print(path)
 
