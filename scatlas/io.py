@@ -10,10 +10,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-import scipy.sparse as sp
+if TYPE_CHECKING:  # numpy, pandas and scipy load where counts are read: a per-run job's script never needs them
+    import pandas as pd
+    import scipy.sparse as sp
 
 
 class InputError(ValueError):
@@ -185,6 +186,9 @@ def check_raw_counts(matrix, path: str | os.PathLike, source: str = "X") -> sp.c
     """``matrix`` as CSR when every stored value is a non-negative integer; else :class:`InputError`
     naming ``path``, the matrix (``source``) and the problem (NaN or infinite, negative, non-integer:
     normalized, scaled or log data)."""
+    import numpy as np
+    import scipy.sparse as sp
+
     counts = sp.csr_matrix(matrix)
     values = counts.data
     if not np.isfinite(values).all():

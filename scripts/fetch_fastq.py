@@ -4,10 +4,10 @@ log = setup(snakemake)
 
 from scatlas.repositories.fetch import fetch_mate  # noqa: E402
 from scatlas.repositories.http import Remote  # noqa: E402
-from scatlas.sheets import load_runs  # noqa: E402
+from scatlas.sheets import load_run  # noqa: E402
 
 # where to download from is read here, not passed as params, so that it never triggers a rerun
-run = load_runs(snakemake.config["runs"]).loc[snakemake.wildcards.run].to_dict()
+run = load_run(snakemake.config["runs"], snakemake.wildcards.run)
 fetch_mate(
     run,
     int(snakemake.wildcards.mate),

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from scatlas.io import InputError, atomic_output
+
+if TYPE_CHECKING:  # anndata loads where a study is assembled, not in a per-run job that imports scatlas.quant
+    import anndata as ad
 
 EXCLUDED_COLUMNS = ["study", "run", "reason", "alignment_rate", "n_reads"]
 
@@ -88,6 +91,8 @@ def assemble_study(
     obs = obs.astype({c: str for c in obs.columns if obs[c].dtype == object})
     var = genes.copy()
     var.index = var.index.astype(str)
+    import anndata as ad
+
     adata = ad.AnnData(
         X=count_matrix.astype(np.float32),
         obs=obs,

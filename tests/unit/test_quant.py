@@ -6,7 +6,7 @@ from conftest import BIN, tool_env
 
 from scatlas.io import InputError
 from scatlas.quant import rpkm
-from scatlas.sheets import load_runs
+from scatlas.sheets import load_run, load_runs
 
 HEADER = "study\trun\tlayout\tfastq_1\tfastq_2\n"
 
@@ -28,6 +28,16 @@ def test_runs_sheet_resolves_paths_relative_to_itself(tmp_path):
     assert list(runs.index) == ["SRR1", "SRR2"]
     assert runs.loc["SRR1", "layout"] == "PAIRED"
     assert runs.loc["SRR1", "fastq_2"] == str(tmp_path / "a_2.fq.gz")
+
+
+def test_one_run_is_read_as_the_whole_sheet_reads_it(tmp_path):
+    path = sheet(tmp_path, "".join(f"GSE1\tSRR{i}\tpaired\ta{i}_1.fq.gz\ta{i}_2.fq.gz\n" for i in range(1, 200)))
+    assert load_run(path, "SRR150") == load_runs(path).loc["SRR150"].to_dict()
+    with pytest.raises(InputError, match=r"runs\.tsv: run SRR999 is not in the runs sheet"):
+        load_run(path, "SRR999")
+    bad = sheet(tmp_path, "GSE1\tSRR1\tSINGLE\ta.fq\t\nGSE1\tSRR2\tTRIPLE\tb.fq\t\n")
+    with pytest.raises(InputError, match=r"layout: 'TRIPLE' is not one of"):
+        load_run(bad, "SRR2")
 
 
 @pytest.mark.parametrize(
