@@ -92,14 +92,12 @@ def load_split(name: str, min_cells: int):
 def celltypist_predictions(train, query, seed: int, threads: int, python: Path) -> np.ndarray:
     """CellTypist's predicted type of every query cell (benchmarks/celltypist_peer.py in the peers' venv),
     both sides as CellTypist expects them: ln(1 + CP10k) of every gene."""
-    import scanpy as sc
+    from scatlas.preprocess.normalize import log_normalize
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, adata in (("train", train), ("query", query)):
-            side = ad.AnnData(adata.X.copy(), obs=adata.obs[["label"]].copy(), var=pd.DataFrame(index=adata.var_names))
-            sc.pp.normalize_total(side, target_sum=1e4)
-            sc.pp.log1p(side)
-            side.write_h5ad(Path(tmp) / f"{name}.h5ad")
+            obs, var = adata.obs[["label"]].copy(), pd.DataFrame(index=adata.var_names)
+            ad.AnnData(log_normalize(adata.X), obs=obs, var=var).write_h5ad(Path(tmp) / f"{name}.h5ad")
         out = Path(tmp) / "predicted.tsv"
         peer = Path(__file__).resolve().parent / "celltypist_peer.py"
         cmd = [str(python), str(peer), f"{tmp}/train.h5ad", f"{tmp}/query.h5ad", str(out)]
@@ -174,8 +172,7 @@ def main() -> None:
                 rows.append(row)
     table = pd.DataFrame(rows)
     path = write_result("retrieval", table, output=args.output)
-    figures = ["accuracy", "macro_f1", "map", "mafp", "mafp_unweighted"]
-    figures = [name for name in figures if name in table]
+    figures = [name for name in ("accuracy", "macro_f1", "map", "mafp", "mafp_unweighted") if name in table]
     print(table.groupby(["split", "model"])[figures].mean().round(3).to_string())
     print(path)
 

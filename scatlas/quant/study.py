@@ -70,6 +70,8 @@ def assemble_study(
     The AnnData has ``X`` = raw counts (sparse), layers ``counts`` (int) and ``rpkm``,
     ``obs`` = runs with their alignment and counting statistics, ``var`` = genes with lengths.
     """
+    import anndata as ad
+
     stats = pd.DataFrame(
         [{**_read_json(align_stats[run]), **_read_json(quant_stats[run])} for run in runs.index], index=runs.index
     )
@@ -91,8 +93,6 @@ def assemble_study(
     obs = obs.astype({c: str for c in obs.columns if obs[c].dtype == object})
     var = genes.copy()
     var.index = var.index.astype(str)
-    import anndata as ad
-
     adata = ad.AnnData(
         X=count_matrix.astype(np.float32),
         obs=obs,
